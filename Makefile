@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11+:
+#   make run    virtualenv, install, migrate, serve on http://127.0.0.1:5000 (SQLite unless DATABASE_URL)
+#   make test   virtualenv, install, lint, the whole test suite on SQLite and PostgreSQL
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 2
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+instance/secret_key:
+	mkdir -p instance
+	$(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
+	chmod 600 $@
+
+run: $(BIN)/.installed instance/secret_key
+	export SECRET_KEY="$${SECRET_KEY:-$$(cat instance/secret_key)}" DEMO="$${DEMO:-1}"; \
+	$(BIN)/flask --app wsgi db upgrade && \
+	exec $(BIN)/gunicorn --workers $(WORKERS) --threads 4 --bind $(HOST):$(PORT) \
+		--access-logfile - wsgi:app
+
+# PostgreSQL tests use TEST_POSTGRES_URL, or a throw-away server started here when the server
+# binaries are installed (`apt-get install postgresql`); otherwise they skip with the reason.
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	@if [ -z "$$TEST_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		export TEST_POSTGRES_URL="$$(PG_INSTALL=0 .ci/start-postgres)"; \
+	fi; \
+	$(BIN)/python bench/tracker_size.py && \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

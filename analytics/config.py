@@ -1,0 +1,59 @@
+"""Configuration: defaults, then the environment, then a test mapping.
+
+Every setting read from the environment is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the `postgres://` spelling Heroku-style hosts hand out, and pick psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def from_environment(instance_path: str) -> dict[str, Any]:
+    """Read the environment into a config mapping, with the documented defaults."""
+    env = os.environ
+    default_db = "sqlite:///" + os.path.join(instance_path, "analytics.sqlite3")
+    return {
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(env.get("DATABASE_URL") or default_db),
+        "SECRET_KEY": env.get("SECRET_KEY"),
+        # Ingest limits: a body larger than this is refused before it is parsed.
+        "MAX_BODY_BYTES": int(env.get("MAX_BODY_BYTES", 512 * 1024)),
+        "MAX_BATCH_EVENTS": int(env.get("MAX_BATCH_EVENTS", 500)),
+        # Events carrying their own time: how old (days) and how far ahead (seconds) we accept.
+        "MAX_EVENT_AGE_DAYS": float(env.get("MAX_EVENT_AGE_DAYS", 7)),
+        "MAX_EVENT_FUTURE_SECONDS": float(env.get("MAX_EVENT_FUTURE_SECONDS", 300)),
+        # Legacy contracts (see README "Compatible endpoints").
+        "CORS_DOMAIN": env.get("CORS_DOMAIN", ""),
+        "COLLECTOR_ALLOWED_HOSTS": _list(env.get("COLLECTOR_ALLOWED_HOSTS", "*")),
+        "LEGACY_SITE": env.get("LEGACY_SITE", ""),
+        # Demo pages under /demo/ (on in `make run`, off in the Docker image).
+        "DEMO": _bool(env.get("DEMO")),
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+    }
+
+
+DEFAULTS: dict[str, Any] = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "JSON_SORT_KEYS": False,
+}

@@ -1,0 +1,1 @@
+"""The ingest boundary: validate what arrives, then write it through one path (`writer`)."""

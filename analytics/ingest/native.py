@@ -1,0 +1,173 @@
+"""`POST /api/events`: parse a body into validated event rows, store them, say what happened."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import current_app
+from pydantic import ValidationError
+
+from ..models import utcnow
+from .request import RequestMeta
+from .schema import EventIn
+from .sites import SiteRef, find_site
+from .useragent import parse_agent
+from .visitor import visitor_id
+from .writer import error_row, event_row, record_errors, store_events
+
+ENDPOINT = "/api/events"
+
+
+@dataclass
+class Outcome:
+    """The answer to give: HTTP status and JSON body, plus the site for CORS headers."""
+
+    status: int
+    body: dict[str, Any]
+    allow_origin: bool = False
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def describe(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors -> [{"field": "item.position", "message": "..."}], short and readable."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(event)"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append({"field": loc, "message": msg})
+    return out
+
+
+def _page_fields(event: EventIn) -> dict[str, Any]:
+    """Keep the path and utm_* of a URL; drop its query otherwise (it may hold personal data)."""
+    fields: dict[str, Any] = {"path": event.path}
+    if event.url:
+        parts = urlsplit(event.url)
+        fields["path"] = (parts.path or "/")[:1024]
+        query = parse_qs(parts.query)
+        for key in ("utm_source", "utm_medium", "utm_campaign"):
+            if key in query:
+                fields[key] = query[key][0][:100]
+    if event.referrer:
+        ref = urlsplit(event.referrer)
+        fields["referrer"] = f"{ref.scheme}://{ref.netloc}{ref.path}" if ref.netloc else None
+    return fields
+
+
+def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> dict[str, Any]:
+    agent = parse_agent(meta.user_agent)
+    props = dict(event.props or {})
+    if event.screen is not None:
+        props["screen"] = event.screen
+    if event.lang:
+        props["lang"] = event.lang
+    item = event.item
+    return event_row(
+        site_id=site.id,
+        source="tracker" if event.session else "api",
+        name=event.name,
+        category=event.category,
+        occurred_at=event.ts or now,
+        received_at=now,
+        session_id=event.session,
+        visitor_id=visitor_id(current_app, site.id, meta.ip, meta.user_agent),
+        browser=agent.browser,
+        os=agent.os,
+        device=agent.device,
+        item_id=item.id if item else None,
+        item_position=item.position if item else None,
+        list_size=item.list_size if item else None,
+        dedupe_key=event.eid,
+        props=props or None,
+        **_page_fields(event),
+    )
+
+
+def ingest(body: bytes, meta: RequestMeta) -> Outcome:
+    """Validate every event in the body; store the valid ones and record the others."""
+    if meta.opted_out:
+        return Outcome(
+            200,
+            {
+                "accepted": 0,
+                "stored": False,
+                "reason": "Do-Not-Track or Global Privacy Control is on: nothing was stored",
+            },
+        )
+    if parse_agent(meta.user_agent).is_bot:
+        return Outcome(202, {"accepted": 0, "stored": False, "reason": "bot user agent ignored"})
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        reason = f"body is not valid JSON: {exc}"
+        record_errors([error_row(ENDPOINT, reason, raw=body)])
+        return Outcome(400, {"error": reason})
+
+    config = current_app.config
+    single = isinstance(data, dict)
+    items = [data] if single else data
+    if not isinstance(items, list):
+        reason = "body must be an event object or an array of events"
+        record_errors([error_row(ENDPOINT, reason, payload=data)])
+        return Outcome(400, {"error": reason})
+    if len(items) > config["MAX_BATCH_EVENTS"]:
+        reason = f"batch of {len(items)} events is over the limit of {config['MAX_BATCH_EVENTS']}"
+        record_errors([error_row(ENDPOINT, reason, payload=None, raw=body)])
+        return Outcome(413, {"error": reason})
+
+    now = utcnow()
+    context = {
+        "now": now,
+        "max_age": dt.timedelta(days=config["MAX_EVENT_AGE_DAYS"]),
+        "max_future": dt.timedelta(seconds=config["MAX_EVENT_FUTURE_SECONDS"]),
+    }
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    any_origin_ok = False
+    for index, item in enumerate(items):
+        problems: list[dict[str, str]]
+        site: SiteRef | None = None
+        try:
+            event = EventIn.model_validate(item, context=context)
+        except ValidationError as exc:
+            problems = describe(exc)
+        else:
+            site = find_site(current_app, event.site)
+            if site is None:
+                problems = [{"field": "site", "message": f"unknown site id {event.site!r}"}]
+            elif not site.allows_origin(meta.origin):
+                problems = [
+                    {
+                        "field": "site",
+                        "message": f"origin {meta.origin!r} is not allowed for this site",
+                    }
+                ]
+                site = None
+            else:
+                any_origin_ok = True
+                rows.append(_row(event, site, meta, now))
+                continue
+        reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        errors.append(error_row(ENDPOINT, reason, payload=item, site_id=site and site.id))
+        rejected.append({"index": index, "errors": problems})
+
+    stored = store_events(rows, errors)
+    answer: dict[str, Any] = {"accepted": len(rows)}
+    if stored != len(rows):
+        answer["duplicates"] = len(rows) - stored
+    if not rejected:
+        return Outcome(202, answer, allow_origin=any_origin_ok)
+    answer["rejected"] = rejected
+    if rows:
+        return Outcome(202, answer, allow_origin=True, rejected=rejected)
+    first = rejected[0]["errors"][0]
+    answer["error"] = (
+        f"{first['field']}: {first['message']}" if single else "every event was rejected"
+    )
+    origin_refused = all("origin" in p["message"] for r in rejected for p in r["errors"])
+    return Outcome(403 if origin_refused else 400, answer, rejected=rejected)

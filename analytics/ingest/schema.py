@@ -1,0 +1,165 @@
+"""The native event schema: every field typed and capped, validated before anything is stored.
+
+The same pydantic models produce the OpenAPI document (`analytics/openapi.py`), so the published
+description and the checks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+MAX_PROPS = 32
+MAX_PROPS_DEPTH = 3
+MAX_PROPS_BYTES = 4096
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Url = Annotated[str, StringConstraints(max_length=2048)]
+Scalar = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=500)]
+
+
+def parse_timestamp(value: Any) -> dt.datetime:
+    """ISO 8601 (a zone-less one is UTC) or epoch milliseconds -> naive UTC datetime."""
+    if isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 string or epoch milliseconds")
+    if isinstance(value, int | float):
+        try:
+            moment = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError("epoch milliseconds out of range") from exc
+        return moment.replace(tzinfo=None)
+    if isinstance(value, str) and len(value) <= 40:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from exc
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        return moment
+    raise ValueError("must be an ISO 8601 string or epoch milliseconds")
+
+
+def check_event_time(moment: dt.datetime, info: ValidationInfo) -> dt.datetime:
+    """Reject times outside the accepted window given in the validation context."""
+    ctx = info.context or {}
+    now: dt.datetime | None = ctx.get("now")
+    if now is None:
+        return moment
+    max_age = ctx.get("max_age")
+    if max_age is not None and moment < now - max_age:
+        raise ValueError(f"older than the accepted {max_age.days} days")
+    if moment > now + ctx.get("max_future", dt.timedelta(minutes=5)):
+        raise ValueError("in the future")
+    return moment
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+class Item(BaseModel):
+    """An item shown in a list: which one, where, and how long the list was."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    position: Annotated[int, Field(ge=1, le=10_000, strict=True)] = Field(
+        description="1-based position in the list"
+    )
+    list_size: Annotated[int, Field(ge=1, le=10_000, strict=True)]
+
+    @model_validator(mode="after")
+    def _position_within_list(self) -> Item:
+        if self.position > self.list_size:
+            raise ValueError("position is greater than list_size")
+        return self
+
+
+class EventIn(BaseModel):
+    """One event sent to `POST /api/events`."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+
+    site: Id = Field(description="The site's public id (from its script tag)")
+    name: Name = Field(description="What happened: pageview, click, scroll, or your own name")
+    ts: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string", "format": "date-time", "maxLength": 40},
+                    {"type": "number", "description": "epoch milliseconds"},
+                ]
+            }
+        ),
+    ] = Field(
+        None,
+        description="When it happened: ISO 8601 or epoch milliseconds; default now. "
+        "Older than MAX_EVENT_AGE_DAYS or over 5 minutes ahead is rejected.",
+    )
+    url: Url | None = Field(None, description="Page URL; only its path and utm_* are kept")
+    path: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        None, description="Page path, when no url is given"
+    )
+    referrer: Url | None = None
+    session: Id | None = Field(None, description="Per-tab session id made by the tracker")
+    eid: Id | None = Field(
+        None, description="Client event id; a resend with the same id is stored once"
+    )
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    item: Item | None = Field(None, description="For list impressions and clicks")
+    screen: Annotated[int, Field(ge=0, le=100_000, strict=True)] | None = Field(
+        None, description="Screen width in CSS pixels"
+    )
+    lang: Annotated[str, StringConstraints(max_length=35)] | None = None
+    props: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any] | None = Field(
+        None,
+        description=f"Custom properties: at most {MAX_PROPS} keys, {MAX_PROPS_DEPTH} levels deep, "
+        f"{MAX_PROPS_BYTES} bytes as JSON; strings up to 500 characters",
+    )
+
+    @field_validator("ts")
+    @classmethod
+    def _valid_time(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        return check_event_time(parse_timestamp(value), info)
+
+    @field_validator("props")
+    @classmethod
+    def _bounded_props(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_PROPS:
+            raise ValueError(f"more than {MAX_PROPS} properties")
+        if _depth(value) > MAX_PROPS_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_PROPS_DEPTH} levels")
+        if len(json.dumps(value)) > MAX_PROPS_BYTES:
+            raise ValueError(f"larger than {MAX_PROPS_BYTES} bytes")
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > 500:
+                raise ValueError(f"{key}: string longer than 500 characters")
+        return value

@@ -1,0 +1,115 @@
+"""The single write path: every source stores events and rejections through these two functions.
+
+Events go in with one multi-row INSERT per request inside one transaction, and a caller answers
+2xx only after `store_events` has returned, i.e. after COMMIT. Rows whose dedupe key is already
+present (a retried beacon, a re-imported file) are skipped by the database, not by a prior read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..extensions import db
+from ..models import Event, EventError, new_event_id, utcnow
+
+RAW_BODY_CAP = 8 * 1024  # bytes of an unparsable body kept for the operator to read
+
+# Every row handed to the INSERT has exactly these keys (executemany needs uniform rows).
+EVENT_COLUMNS = tuple(c.name for c in Event.__table__.columns)
+_DEFAULTS: dict[str, Any] = {name: None for name in EVENT_COLUMNS} | {"schema_version": 1}
+
+
+def event_row(**fields: Any) -> dict[str, Any]:
+    """Build a complete `events` row from the fields a source knows; the rest get defaults."""
+    row = _DEFAULTS | fields
+    if row["id"] is None:
+        row["id"] = new_event_id()
+    if row["received_at"] is None:
+        row["received_at"] = utcnow()
+    if row["occurred_at"] is None:
+        row["occurred_at"] = row["received_at"]
+    return row
+
+
+def _insert_ignoring_duplicates(dialect: str):
+    table = Event.__table__
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    return stmt.returning(table.c.id)
+
+
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert rows on an open connection (inside the caller's transaction); return how many."""
+    if not rows:
+        return 0
+    stmt = _insert_ignoring_duplicates(conn.dialect.name)
+    return len(conn.execute(stmt, rows).all())
+
+
+def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None) -> int:
+    """Insert events (and rejections) in one transaction and commit; return how many were stored.
+
+    The count is less than len(rows) when some rows were duplicates of stored ones.
+    """
+    if not rows and not errors:
+        return 0
+    with db.engine.begin() as conn:
+        stored = insert_events(conn, rows)
+        record_errors(errors or [], conn)
+    return stored
+
+
+def error_row(
+    endpoint: str,
+    reason: str,
+    *,
+    payload: Any = None,
+    raw: bytes | str | None = None,
+    body_size: int | None = None,
+    site_id: int | None = None,
+) -> dict[str, Any]:
+    """Build an `event_errors` row; keep the parsed payload when there is one, else raw text."""
+    raw_text = None
+    if payload is None and raw is not None:
+        if isinstance(raw, bytes):
+            size = len(raw)
+            raw_text = raw[:RAW_BODY_CAP].decode("utf-8", errors="replace")
+        else:
+            size = len(raw.encode())
+            raw_text = raw[:RAW_BODY_CAP]
+        body_size = body_size if body_size is not None else size
+    elif body_size is None:
+        body_size = len(json.dumps(payload, default=str)) if payload is not None else 0
+    return {
+        "received_at": utcnow(),
+        "endpoint": endpoint[:64],
+        "site_id": site_id,
+        "reason": reason,
+        "payload": payload,
+        "raw_body": raw_text,
+        "body_size": body_size,
+    }
+
+
+def record_errors(rows: Iterable[Mapping[str, Any]], conn: Connection | None = None) -> None:
+    """Store rejected payloads, in the caller's transaction when one is given."""
+    rows = list(rows)
+    if not rows:
+        return
+    if conn is not None:
+        conn.execute(EventError.__table__.insert(), rows)
+        return
+    with db.engine.begin() as own:
+        own.execute(EventError.__table__.insert(), rows)
+
+
+def record_error(endpoint: str, reason: str, **kwargs: Any) -> None:
+    """Store one rejected payload (see `error_row` for the arguments)."""
+    record_errors([error_row(endpoint, reason, **kwargs)])

@@ -1,0 +1,168 @@
+"""Typed SQLAlchemy 2.0 models: the one `events` table every source writes to, and its neighbours.
+
+Times are stored as naive UTC datetimes on both databases.
+
+`events` is keyed by (site_id, occurred_at, id) so that the table can later be partitioned by month
+on `occurred_at` and distributed by `site_id` (Citus) without changing any key: both require their
+column to be part of every primary and unique key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+ROLES = ("admin", "viewer")
+SOURCES = ("api", "tracker", "benefits", "collector", "track", "import")
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: the form every timestamp column holds."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_event_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7 layout) so that new rows land at the end of indexes."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+class Site(db.Model):
+    """A website that sends events; `public_id` is what its script tag carries."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Origins allowed to send events from a browser ("https://example.org"); empty allows any.
+    origins: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Event(db.Model):
+    """One thing that happened on a site, from any source (tracker, API or a legacy contract)."""
+
+    __tablename__ = "events"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_event_id)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    visitor_id: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(1024))
+    referrer: Mapped[str | None] = mapped_column(String(1024))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    os: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(16))
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    item_position: Mapped[int | None] = mapped_column(Integer)
+    list_size: Mapped[int | None] = mapped_column(Integer)
+    schema_version: Mapped[int] = mapped_column(SmallInteger, default=1)
+    # Makes retries and re-imports idempotent: a second row with the same key is not stored.
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (
+        Index("ix_events_site_name_time", "site_id", "name", "occurred_at"),
+        Index("ix_events_site_source_time", "site_id", "source", "occurred_at"),
+        Index("ix_events_site_session", "site_id", "session_id"),
+        Index(
+            "uq_events_site_time_dedupe",
+            "site_id",
+            "occurred_at",
+            "dedupe_key",
+            unique=True,
+        ),
+    )
+
+
+class EventError(db.Model):
+    """A payload that reached an ingest endpoint and was not stored as an event, and why."""
+
+    __tablename__ = "event_errors"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text)
+    # The parsed payload when it was JSON, else the raw body (capped); body_size is the full size.
+    payload: Mapped[Any | None] = mapped_column(JSONType)
+    raw_body: Mapped[str | None] = mapped_column(Text)
+    body_size: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_event_errors_endpoint_time", "endpoint", "received_at"),)
+
+
+class User(db.Model):
+    """A person who may read the dashboards (viewer) or also change settings (admin)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (CheckConstraint("role IN ('admin', 'viewer')", name="role"),)
+
+
+class Category(db.Model):
+    """A category the legacy collector contract accepts; anything else is rejected."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DailySalt(db.Model):
+    """Today's salt for visitor ids; older ones are deleted so ids cannot be linked across days."""
+
+    __tablename__ = "daily_salts"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))

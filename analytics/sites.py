@@ -1,0 +1,60 @@
+"""Managing sites: create, change origins, and the script tag a site owner pastes."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Site
+
+
+class InvalidInput(ValueError):
+    """Bad input to a management function; the message is meant for the person who typed it."""
+
+
+def normalise_origin(value: str) -> str:
+    """'https://Example.org/path' -> 'https://example.org'; refuse anything without a host."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(f"not an origin (expected https://host[:port]): {value!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
+
+
+def create_site(
+    name: str, origins: list[str] | tuple[str, ...] = (), public_id: str | None = None
+) -> Site:
+    """Create and commit a site; its public id is random unless given."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a site name is 1 to 200 characters")
+    site = Site(
+        name=name,
+        public_id=public_id or new_public_id(),
+        origins=[normalise_origin(o) for o in origins],
+    )
+    if db.session.execute(select(Site.id).where(Site.public_id == site.public_id)).first():
+        raise InvalidInput(f"a site with public id {site.public_id!r} already exists")
+    db.session.add(site)
+    db.session.commit()
+    return site
+
+
+def set_origins(site: Site, origins: list[str]) -> Site:
+    site.origins = [normalise_origin(o) for o in origins if o.strip()]
+    db.session.commit()
+    return site
+
+
+def script_tag(site: Site, base_url: str) -> str:
+    """The one line a site owner pastes into their pages."""
+    return (
+        f'<script defer src="{base_url.rstrip("/")}/tracker.js" '
+        f'data-site="{site.public_id}"></script>'
+    )

@@ -1,0 +1,48 @@
+"""Dashboard accounts: creation and password checks (scrypt via werkzeug)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .models import ROLES, User, utcnow
+from .sites import InvalidInput
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+def create_user(email: str, password: str, role: str = "admin") -> User:
+    """Create and commit a user; the password is stored only as a salted scrypt hash."""
+    email = email.strip().lower()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput(f"not an email address: {email!r}")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"the password needs at least {MIN_PASSWORD} characters")
+    if db.session.execute(select(User.id).where(User.email == email)).first():
+        raise InvalidInput(f"a user {email} already exists")
+    user = User(email=email, password_hash=generate_password_hash(password, "scrypt"), role=role)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user when the password matches, and note the time of the login."""
+    user = db.session.execute(
+        select(User).where(User.email == email.strip().lower())
+    ).scalar_one_or_none()
+    if user is None or not check_password_hash(user.password_hash, password):
+        return None
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def user_count() -> int:
+    return db.session.execute(select(func.count(User.id))).scalar_one()

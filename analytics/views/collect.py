@@ -1,0 +1,54 @@
+"""Native ingest (`POST /api/events`) and the tracker script it serves."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+
+from ..ingest import native
+from ..ingest.request import BodyTooLarge, RequestMeta, read_body
+from ..ingest.writer import record_error
+
+bp = Blueprint("collect", __name__)
+
+
+def _cors(response: Response, origin: str | None) -> Response:
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+@bp.route("/api/events", methods=["OPTIONS"])
+def events_preflight() -> Response:
+    """Answer CORS preflights; the POST itself checks the origin against the site's list."""
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return _cors(response, request.headers.get("Origin"))
+
+
+@bp.post("/api/events")
+def events() -> Response:
+    """Store one event or a batch; 202 once committed, 4xx naming each bad field."""
+    meta = RequestMeta.from_request(request)
+    try:
+        body = read_body(request, current_app.config["MAX_BODY_BYTES"])
+    except BodyTooLarge as exc:
+        record_error(native.ENDPOINT, str(exc), body_size=exc.size)
+        return jsonify(error=str(exc)), 413
+    outcome = native.ingest(body, meta)
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    return _cors(response, meta.origin if outcome.allow_origin or outcome.status == 200 else None)
+
+
+@bp.get("/tracker.js")
+def tracker() -> Response:
+    """Serve the tracker from any origin, cacheable for an hour (revalidated by ETag)."""
+    response = send_from_directory(
+        current_app.static_folder, "tracker.js", mimetype="application/javascript", max_age=3600
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response

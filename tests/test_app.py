@@ -1,0 +1,74 @@
+"""Factory, configuration, health, the tracker script and the API description."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics import create_app
+from analytics.config import normalise_database_url
+
+
+def test_refuses_to_start_without_secret_key(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql://u@h:5432/db", "postgresql+psycopg://u@h:5432/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_url_spellings(url, expected):
+    assert normalise_database_url(url) == expected
+
+
+def test_healthz_ok(client):
+    res = client.get("/healthz")
+    assert res.status_code == 200 and res.json["database"] == "ok"
+
+
+def test_healthz_503_when_database_is_unreachable(tmp_path):
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    )
+    res = app.test_client().get("/healthz")
+    assert res.status_code == 503 and res.json["status"] == "unavailable"
+
+
+def test_ingest_answers_503_when_database_is_down():
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    )
+    res = app.test_client().post("/api/events", data='{"site": "abc", "name": "pv"}')
+    assert res.status_code == 503
+    assert res.headers["Retry-After"] and "nothing was stored" in res.json["error"]
+
+
+def test_tracker_js_is_served_cacheable_to_any_origin(client):
+    res = client.get("/tracker.js")
+    assert res.status_code == 200
+    assert res.mimetype == "application/javascript"
+    assert res.headers["Access-Control-Allow-Origin"] == "*"
+    assert "max-age=3600" in res.headers["Cache-Control"]
+    assert res.headers.get("ETag")
+    assert b"/api/events" in res.data
+
+
+def test_openapi_is_generated_from_the_validating_schema(client):
+    spec = client.get("/api/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    event = spec["components"]["schemas"]["EventIn"]
+    assert event["properties"]["name"]["maxLength"] == 100
+    assert set(event["required"]) == {"site", "name"}
+    assert "post" in spec["paths"]["/api/events"]
+
+
+def test_api_docs_page_lists_fields(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert b"POST /api/events" in page.data and b"list_size" in page.data
+    assert b"cdn" not in page.data.lower()

@@ -1,0 +1,265 @@
+"""POST /api/events: validation, storage, batches, CORS, privacy headers, size limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+import sqlalchemy as sa
+
+from analytics.extensions import db
+from analytics.models import Event, EventError, utcnow
+from tests.conftest import count
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+def post(client, body, **headers):
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    headers.setdefault("User-Agent", CHROME)
+    return client.post("/api/events", data=data, headers=headers, content_type="text/plain")
+
+
+def stored() -> list[Event]:
+    return list(db.session.execute(sa.select(Event)).scalars())
+
+
+def errors() -> list[EventError]:
+    return list(db.session.execute(sa.select(EventError).order_by(EventError.id)).scalars())
+
+
+def test_valid_event_is_stored_with_derived_fields(client, site):
+    res = post(
+        client,
+        {
+            "site": site.public_id,
+            "name": "pageview",
+            "session": "s1",
+            "eid": "e1",
+            "url": "https://example.org/pricing?utm_source=news&utm_campaign=nov&email=x@y.z",
+            "referrer": "https://search.example/q?secret=1",
+            "screen": 1440,
+            "lang": "fr-FR",
+        },
+    )
+    assert res.status_code == 202, res.json
+    assert res.json == {"accepted": 1}
+    [event] = stored()
+    assert (event.site_id, event.name, event.source) == (site.id, "pageview", "tracker")
+    assert event.path == "/pricing"
+    assert (event.utm_source, event.utm_campaign, event.utm_medium) == ("news", "nov", None)
+    assert event.referrer == "https://search.example/q"  # query dropped
+    assert (event.browser, event.os, event.device) == ("Chrome", "Windows", "desktop")
+    assert event.props == {"screen": 1440, "lang": "fr-FR"}
+    assert len(event.visitor_id) == 32
+    assert abs(event.occurred_at - utcnow()) < dt.timedelta(seconds=10)
+    assert count(EventError) == 0
+
+
+def test_no_ip_address_is_stored(client, site):
+    post(client, {"site": site.public_id, "name": "pageview"}, **{"X-Forwarded-For": "203.0.113.9"})
+    with db.engine.connect() as conn:
+        dump = json.dumps([list(map(str, r)) for r in conn.execute(sa.select(Event.__table__))])
+    assert "127.0.0.1" not in dump and "203.0.113.9" not in dump
+
+
+def test_visitor_id_is_stable_within_a_day_and_differs_by_agent(client, site):
+    body = {"site": site.public_id, "name": "pageview"}
+    post(client, body)
+    post(client, body)
+    post(client, body, **{"User-Agent": CHROME.replace("120", "121")})
+    ids = [e.visitor_id for e in stored()]
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"name": "pageview"}, "site"),
+        ({"site": "SITE"}, "name"),
+        ({"site": "SITE", "name": 12}, "name"),
+        ({"site": "SITE", "name": "x" * 101}, "name"),
+        ({"site": "SITE", "name": "pv", "ts": "yesterday-ish"}, "ts"),
+        ({"site": "SITE", "name": "pv", "ts": "2001-01-01T00:00:00Z"}, "ts"),
+        ({"site": "SITE", "name": "pv", "ts": True}, "ts"),
+        (
+            {"site": "SITE", "name": "pv", "item": {"id": "a", "position": 3, "list_size": 2}},
+            "item",
+        ),
+        (
+            {"site": "SITE", "name": "pv", "item": {"id": "a", "position": "1", "list_size": 2}},
+            "item.position",
+        ),
+        ({"site": "SITE", "name": "pv", "props": {f"k{i}": i for i in range(40)}}, "props"),
+        ({"site": "SITE", "name": "pv", "props": {"a": {"b": {"c": {"d": 1}}}}}, "props"),
+        ({"site": "SITE", "name": "pv", "props": {"a": "x" * 501}}, "props"),
+        ({"site": "SITE", "name": "pv", "unknown": 1}, "unknown"),
+        ({"site": "nope", "name": "pv"}, "site"),
+    ],
+)
+def test_invalid_event_is_rejected_naming_the_field(client, site, event, field):
+    if event.get("site") == "SITE":
+        event["site"] = site.public_id
+    res = post(client, event)
+    assert res.status_code == 400
+    fields = [e["field"] for e in res.json["rejected"][0]["errors"]]
+    assert field in fields
+    assert res.json["error"].startswith(field)
+    assert count(Event) == 0
+    [error] = errors()
+    assert error.endpoint == "/api/events" and field in error.reason
+    assert error.payload == event
+
+
+def test_event_time_window(client, site, app):
+    now = utcnow()
+    ok = [now - dt.timedelta(days=6), now + dt.timedelta(minutes=4)]
+    bad = [now - dt.timedelta(days=8), now + dt.timedelta(minutes=6)]
+    for moment in ok:
+        assert (
+            post(
+                client, {"site": site.public_id, "name": "pv", "ts": moment.isoformat() + "Z"}
+            ).status_code
+            == 202
+        )
+    epoch_ms = int((now - dt.timedelta(hours=1)).replace(tzinfo=dt.UTC).timestamp() * 1000)
+    assert post(client, {"site": site.public_id, "name": "pv", "ts": epoch_ms}).status_code == 202
+    for moment in bad:
+        assert (
+            post(
+                client, {"site": site.public_id, "name": "pv", "ts": moment.isoformat()}
+            ).status_code
+            == 400
+        )
+    times = sorted(e.occurred_at for e in stored())
+    assert abs(times[0] - ok[0]) < dt.timedelta(seconds=1)
+    assert abs(times[1] - (now - dt.timedelta(hours=1))) < dt.timedelta(seconds=1)
+
+
+def test_max_age_is_configurable(client, site, app):
+    app.config["MAX_EVENT_AGE_DAYS"] = 30
+    old = (utcnow() - dt.timedelta(days=20)).isoformat()
+    assert post(client, {"site": site.public_id, "name": "pv", "ts": old}).status_code == 202
+
+
+def test_batch_reports_rejected_items_and_stores_the_rest(client, site):
+    batch = [
+        {"site": site.public_id, "name": "a"},
+        {"site": site.public_id},
+        {"site": site.public_id, "name": "c", "screen": "wide"},
+        {"site": site.public_id, "name": "d"},
+    ]
+    res = post(client, batch)
+    assert res.status_code == 202
+    assert res.json["accepted"] == 2
+    assert [r["index"] for r in res.json["rejected"]] == [1, 2]
+    assert sorted(e.name for e in stored()) == ["a", "d"]
+    assert [e.payload for e in errors()] == [batch[1], batch[2]]
+
+
+def test_batch_over_the_limit_is_413(client, site):
+    batch = [{"site": site.public_id, "name": "x"}] * 501
+    res = post(client, batch)
+    assert res.status_code == 413
+    assert count(Event) == 0 and count(EventError) == 1
+
+
+def test_resent_event_id_is_stored_once(client, site):
+    body = {"site": site.public_id, "name": "pv", "eid": "abc-1", "ts": utcnow().isoformat()}
+    assert post(client, body).json == {"accepted": 1}
+    assert post(client, body).json == {"accepted": 1, "duplicates": 1}
+    assert count(Event) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b'{"site": ', 400),
+        (b"42", 400),
+        (b'"text"', 400),
+        (b"\xff\xfe", 400),
+    ],
+)
+def test_bodies_that_are_not_events(client, site, body, status):
+    res = post(client, body)
+    assert res.status_code == status
+    assert "error" in res.json
+    [error] = errors()
+    assert error.body_size == len(body)
+    assert count(Event) == 0
+
+
+def test_oversized_body_is_413_and_recorded_by_size(client, site, app):
+    app.config["MAX_BODY_BYTES"] = 1000
+    res = post(client, b"x" * 5000)
+    assert res.status_code == 413
+    [error] = errors()
+    assert error.body_size == 5000 and error.raw_body is None
+
+
+@pytest.mark.parametrize("header", [{"DNT": "1"}, {"Sec-GPC": "1"}])
+def test_do_not_track_and_gpc_store_nothing(client, site, header):
+    res = post(client, {"site": site.public_id, "name": "pv"}, **header)
+    assert res.status_code == 200
+    assert res.json["stored"] is False and "nothing was stored" in res.json["reason"]
+    assert count(Event) == 0 and count(EventError) == 0
+
+
+def test_bots_are_dropped_and_told_so(client, site):
+    res = post(
+        client,
+        {"site": site.public_id, "name": "pv"},
+        **{"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
+    )
+    assert res.status_code == 202 and res.json["reason"] == "bot user agent ignored"
+    assert count(Event) == 0
+
+
+def test_cors_allows_listed_origins_only(client, make_site):
+    site = make_site(origins=["https://shop.example"])
+    ok = post(client, {"site": site.public_id, "name": "pv"}, Origin="https://shop.example")
+    assert ok.status_code == 202
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    bad = post(client, {"site": site.public_id, "name": "pv"}, Origin="https://evil.example")
+    assert bad.status_code == 403
+    assert "Access-Control-Allow-Origin" not in bad.headers
+    assert "not allowed" in bad.json["error"]
+    assert count(Event) == 1 and count(EventError) == 1
+    pre = client.options("/api/events", headers={"Origin": "https://shop.example"})
+    assert pre.status_code == 204 and "POST" in pre.headers["Access-Control-Allow-Methods"]
+
+
+def test_mixed_thousand_events_conserve_every_one(client, site):
+    """1,000 sends, a random third malformed: exactly the valid ones stored, the rest recorded."""
+    rng = random.Random(7)
+    malformed = [
+        lambda: b"{not json",
+        lambda: json.dumps({"site": site.public_id}),
+        lambda: json.dumps({"site": site.public_id, "name": ["list"]}),
+        lambda: json.dumps({"site": site.public_id, "name": "pv", "screen": "x"}),
+        lambda: json.dumps({"site": site.public_id, "name": "pv", "props": {"a": "x" * 600}}),
+        lambda: json.dumps({"site": site.public_id, "name": "n" * 300}),
+        lambda: json.dumps([1, 2]),
+    ]
+    valid = bad = 0
+    for i in range(1000):
+        if rng.random() < 1 / 3:
+            body = rng.choice(malformed)()
+            bad += (
+                len(json.loads(body))
+                if body.startswith(b"[" if isinstance(body, bytes) else "[")
+                else 1
+            )
+        else:
+            body = json.dumps({"site": site.public_id, "name": f"e{i % 5}", "eid": f"id{i}"})
+            valid += 1
+        res = post(client, body)
+        assert res.status_code < 500
+    assert count(Event) == valid
+    assert count(EventError) == bad
