@@ -6,6 +6,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .models import Site
@@ -58,3 +59,16 @@ def script_tag(site: Site, base_url: str) -> str:
         f'<script defer src="{base_url.rstrip("/")}/tracker.js" '
         f'data-site="{site.public_id}"></script>'
     )
+
+
+def get_or_create_site(public_id: str, name: str) -> Site:
+    """Return the site with this public id, creating it if needed (safe when two workers race)."""
+    found = db.session.execute(select(Site).where(Site.public_id == public_id)).scalar_one_or_none()
+    if found is not None:
+        return found
+    db.session.add(Site(public_id=public_id, name=name, origins=[]))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another worker created it first
+    return db.session.execute(select(Site).where(Site.public_id == public_id)).scalar_one()
