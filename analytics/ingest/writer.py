@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from ..extensions import db
@@ -36,21 +36,56 @@ def event_row(**fields: Any) -> dict[str, Any]:
     return row
 
 
-def _insert_ignoring_duplicates(dialect: str):
-    table = Event.__table__
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    return stmt.returning(table.c.id)
+def _insert_sql(dialect: str) -> str:
+    """INSERT ... ON CONFLICT DO NOTHING with positional parameters, for the DB-API directly.
+
+    Short positional SQL is parsed once and cached by the driver; psycopg then runs the
+    executemany in pipeline mode. (SQLAlchemy's compiled multi-VALUES form re-parses a statement
+    of thousands of named parameters on every batch, which cost 90% of a batch request.)
+    """
+    mark = "%s" if dialect == "postgresql" else "?"
+    columns = ", ".join(EVENT_COLUMNS)
+    marks = ", ".join([mark] * len(EVENT_COLUMNS))
+    return f"INSERT INTO events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+_SQL = {name: _insert_sql(name) for name in ("postgresql", "sqlite")}
+_JSON_AT = EVENT_COLUMNS.index("props")
+_ID_AT = EVENT_COLUMNS.index("id")
+_TIMES_AT = (EVENT_COLUMNS.index("occurred_at"), EVENT_COLUMNS.index("received_at"))
+
+
+def _postgres_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    values = [row[name] for name in EVENT_COLUMNS]
+    if values[_JSON_AT] is not None:
+        values[_JSON_AT] = Jsonb(values[_JSON_AT])
+    return tuple(values)
+
+
+def _sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Store values exactly as SQLAlchemy's SQLite types do, so reads through the ORM agree."""
+    values = [row[name] for name in EVENT_COLUMNS]
+    values[_ID_AT] = values[_ID_AT].hex
+    for at in _TIMES_AT:
+        values[at] = values[at].strftime("%Y-%m-%d %H:%M:%S.%f")
+    if values[_JSON_AT] is not None:
+        values[_JSON_AT] = json.dumps(values[_JSON_AT])
+    return tuple(values)
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert rows on an open connection (inside the caller's transaction); return how many."""
+    """Insert rows on an open connection (inside the caller's transaction); return how many.
+
+    Rows whose (site_id, occurred_at, dedupe_key) is already stored are skipped by the database;
+    the count returned excludes them.
+    """
     if not rows:
         return 0
-    stmt = _insert_ignoring_duplicates(conn.dialect.name)
-    return len(conn.execute(stmt, rows).all())
+    dialect = conn.dialect.name
+    adapt = _postgres_params if dialect == "postgresql" else _sqlite_params
+    params = [adapt(row) for row in rows]
+    result = conn.exec_driver_sql(_SQL[dialect], params if len(params) > 1 else params[0])
+    return result.rowcount
 
 
 def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None) -> int:

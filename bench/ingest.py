@@ -1,0 +1,187 @@
+"""Ingest throughput: our app vs a bare Flask endpoint, both under gunicorn, in the same run.
+
+    python bench/ingest.py [--seconds 10] [--connections 16]
+
+Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
+`analytics_bench` is recreated there) or the throw-away server that .ci/start-postgres starts.
+Prints requests/s and events/s for single events and 100-event batches, the ratio of each to the
+bare endpoint, and checks that every 2xx answer left a row in the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database() -> str:
+    admin = (
+        os.environ.get("BENCH_DATABASE_URL")
+        or subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
+    )
+    from analytics.config import normalise_database_url
+
+    admin = normalise_database_url(admin)
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS analytics_bench WITH (FORCE)"))
+        conn.execute(sa.text("CREATE DATABASE analytics_bench"))
+    engine.dispose()
+    return sa.engine.make_url(admin).set(database="analytics_bench").render_as_string(False)
+
+
+def serve(module: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            module,
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{module} did not start")
+
+
+def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, int]:
+    """Run wrk posting `body`; return (requests/s, number of non-2xx answers)."""
+    lua = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "text/plain"\n'
+        f'wrk.headers["User-Agent"] = "{UA}"\n'
+        "bad = 0\n"
+        "response = function(status) if status >= 300 then bad = bad + 1 end end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "-s",
+            f.name,
+            url + "/api/events",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(f.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, total, int(non2xx.group(1)) if non2xx else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
+        sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
+
+    url = database()
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    public_id = subprocess.check_output(
+        [str(BIN / "flask"), "--app", "wsgi", "sites", "create", "Bench"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+    ).strip()
+    event = {
+        "site": public_id,
+        "name": "pageview",
+        "url": "https://bench.example/a?utm_source=x",
+        "referrer": "https://ref.example/",
+        "session": "bench-session",
+        "screen": 1280,
+    }
+    single = json.dumps(event)
+    batch = json.dumps([event] * 100)
+
+    results = {}
+    for label, module, body in [
+        ("bare Flask, 1 event", "bench.bare_app:app", single),
+        ("analytics, 1 event", "wsgi:app", single),
+        ("bare Flask, 100-event batch", "bench.bare_app:app", batch),
+        ("analytics, 100-event batch", "wsgi:app", batch),
+    ]:
+        proc, base = serve(module, env, args.workers)
+        try:
+            wrk(base, body, 2, args.connections)  # warm-up: imports, caches, connection pools
+            results[label] = wrk(base, body, args.seconds, args.connections)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
+    engine.dispose()
+
+    print(
+        f"gunicorn {args.workers} workers x 4 threads, wrk {args.connections} connections, "
+        f"{args.seconds}s each, PostgreSQL"
+    )
+    for label, (rate, _total, bad) in results.items():
+        per = 100 if "batch" in label else 1
+        print(f"  {label:32s} {rate:9.0f} req/s {rate * per:10.0f} events/s  non-2xx {bad}")
+    for kind in ("1 event", "100-event batch"):
+        ours, bare = results[f"analytics, {kind}"][0], results[f"bare Flask, {kind}"][0]
+        print(f"  ratio analytics / bare, {kind}: {ours / bare:.2f}x")
+    print(f"  rows in events: {stored} (includes warm-up runs)")
+
+
+if __name__ == "__main__":
+    main()
