@@ -52,7 +52,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
 
 
 DEFAULTS: dict[str, Any] = {
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # No pre-ping: it costs a round trip per request; the write path retries on a dead connection.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 3600},
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "JSON_SORT_KEYS": False,

@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Event, EventError, new_event_id, utcnow
@@ -91,14 +92,22 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
 def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None) -> int:
     """Insert events (and rejections) in one transaction and commit; return how many were stored.
 
-    The count is less than len(rows) when some rows were duplicates of stored ones.
+    The count is less than len(rows) when some rows were duplicates of stored ones. A connection
+    found dead (the database restarted since it was pooled) is replaced and the write retried
+    once; the pool does not ping before every checkout, which would cost a round trip per event.
     """
     if not rows and not errors:
         return 0
-    with db.engine.begin() as conn:
-        stored = insert_events(conn, rows)
-        record_errors(errors or [], conn)
-    return stored
+    for attempt in (1, 2):
+        try:
+            with db.engine.begin() as conn:
+                stored = insert_events(conn, rows)
+                record_errors(errors or [], conn)
+            return stored
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def error_row(
