@@ -31,10 +31,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
-    from . import models  # noqa: F401  (register the tables with the metadata)
-    from .views import apidocs, collect, health
+    from . import (
+        auth,
+        models,  # noqa: F401  (register the tables with the metadata)
+        security,
+    )
+    from .views import apidocs, collect, common, health, settings
+    from .views import auth as auth_views
 
-    for blueprint in (collect.bp, health.bp, apidocs.bp):
+    auth.init_app(app)
+    security.init_app(app)
+    common.init_app(app)
+    for blueprint in (collect.bp, health.bp, apidocs.bp, auth_views.bp, settings.bp):
         app.register_blueprint(blueprint)
 
     from .errors import register_error_handlers

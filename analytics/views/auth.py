@@ -1,0 +1,77 @@
+"""Login, logout and the first-run set-up of the first admin; `/` sends people where they belong."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from ..auth import account, is_local_path
+from ..security import protect_form
+from ..sites import InvalidInput
+from ..users import authenticate, create_user, user_count
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.before_request
+def check_csrf() -> None:
+    protect_form()
+
+
+@bp.get("/")
+def index() -> Response:
+    if current_user.is_authenticated:
+        return redirect("/overview")
+    if user_count() == 0:
+        return redirect(url_for("auth.setup"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    if user_count() == 0:
+        return redirect(url_for("auth.setup"))
+    target = request.values.get("next", "")
+    target = target if is_local_path(target) else "/overview"
+    if current_user.is_authenticated:
+        return redirect(target)
+    if request.method == "POST":
+        user = authenticate(request.form.get("email", ""), request.form.get("password", ""))
+        if user is not None:
+            login_user(account(user))
+            return redirect(target)
+        flash("Wrong email or password.", "error")
+        return render_template("login.html", next=target, email=request.form.get("email")), 401
+    return render_template("login.html", next=target, email="")
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup() -> Response | tuple[str, int] | str:
+    """Create the first admin; exists only while there is no user at all."""
+    if user_count() > 0:
+        abort(404)
+    email = ""
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        password = request.form.get("password", "")
+        if password != request.form.get("confirm", ""):
+            flash("The two passwords differ.", "error")
+        else:
+            try:
+                user = create_user(email, password, "admin")
+            except InvalidInput as exc:
+                flash(str(exc), "error")
+            else:
+                login_user(account(user))
+                flash("Welcome! Create your first site below.")
+                return redirect(url_for("settings.index"))
+        return render_template("setup.html", email=email), 400
+    return render_template("setup.html", email=email)
