@@ -1,0 +1,52 @@
+"""The read side: plain functions `(filters) -> DataFrame`, named after the metric they compute.
+
+Every query starts from `base.scoped` (site and period) and groups in SQL; dialect differences
+live in `dialect`. Views and CSV exports call these and nothing else reads the events table.
+"""
+
+from __future__ import annotations
+
+from .actions import (
+    action_counts,
+    categories_over_time,
+    event_names,
+    event_over_time,
+    event_pages,
+    event_properties,
+    events_over_time,
+)
+from .lists import ctr_by_position, item_behaviour, list_items, position_heatmap
+from .overview import (
+    browsers,
+    devices,
+    entry_pages,
+    operating_systems,
+    overview_summary,
+    pageviews_over_time,
+    referrers,
+    top_pages,
+    utm_campaigns,
+)
+
+__all__ = [
+    "action_counts",
+    "browsers",
+    "categories_over_time",
+    "ctr_by_position",
+    "devices",
+    "entry_pages",
+    "event_names",
+    "event_over_time",
+    "event_pages",
+    "event_properties",
+    "events_over_time",
+    "item_behaviour",
+    "list_items",
+    "operating_systems",
+    "overview_summary",
+    "pageviews_over_time",
+    "position_heatmap",
+    "referrers",
+    "top_pages",
+    "utm_campaigns",
+]

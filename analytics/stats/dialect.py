@@ -1,0 +1,53 @@
+"""The SQL that differs between PostgreSQL and SQLite, kept in one place.
+
+Time buckets come back as a timestamp (PostgreSQL) or as ISO text (SQLite); callers pass both to
+`pandas.to_datetime`, which reads either.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, case, cast, func, literal
+from sqlalchemy.sql import ColumnElement
+
+from ..extensions import db
+
+BUCKETS = ("hour", "day", "week", "month")
+
+# SQLite has no date_trunc: strftime formats each unit's start (weeks start on Monday, as in
+# PostgreSQL: "weekday 0" moves to the coming Sunday, "-6 days" back to its Monday).
+_SQLITE_BUCKETS: dict[str, tuple[str, ...]] = {
+    "hour": ("%Y-%m-%d %H:00:00",),
+    "day": ("%Y-%m-%d 00:00:00",),
+    "week": ("%Y-%m-%d 00:00:00", "weekday 0", "-6 days"),
+    "month": ("%Y-%m-01 00:00:00",),
+}
+
+
+def dialect() -> str:
+    """'postgresql' or 'sqlite': the database the session talks to."""
+    return db.session.get_bind().dialect.name
+
+
+def time_bucket(column: ColumnElement, unit: str) -> ColumnElement:
+    """The start of the hour/day/week/month that `column` falls in."""
+    if unit not in BUCKETS:
+        raise ValueError(f"unknown time bucket {unit!r}; expected one of {BUCKETS}")
+    if dialect() == "postgresql":
+        return func.date_trunc(literal(unit), column)
+    fmt, *modifiers = _SQLITE_BUCKETS[unit]
+    return func.strftime(fmt, column, *modifiers)
+
+
+def seconds_between(start: ColumnElement, end: ColumnElement) -> ColumnElement:
+    """`end - start` in seconds, as a float."""
+    if dialect() == "postgresql":
+        return cast(func.extract("epoch", end - start), Float)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def url_host(column: ColumnElement) -> ColumnElement:
+    """'https://host.example/path' -> 'host.example' (stored referrers always carry a scheme)."""
+    find = func.strpos if dialect() == "postgresql" else func.instr
+    rest = func.substr(column, find(column, "://") + 3)
+    slash = find(rest, "/")
+    return case((slash > 0, func.substr(rest, 1, slash - 1)), else_=rest)
