@@ -263,3 +263,27 @@ def test_mixed_thousand_events_conserve_every_one(client, site):
         assert res.status_code < 500
     assert count(Event) == valid
     assert count(EventError) == bad
+
+
+def test_write_survives_a_dropped_database_connection(client, site, database_url):
+    """After the server drops pooled connections (as on a restart), the next event still lands."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection termination is a PostgreSQL feature")
+    public_id = site.public_id
+    assert post(client, {"site": public_id, "name": "before"}).status_code == 202
+    db.session.close()  # every connection is now idle in the pool, as between requests
+    killer = sa.create_engine(database_url)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert killed >= 1
+    res = post(client, {"site": public_id, "name": "after"})
+    assert res.status_code == 202, res.json
+    with killer.connect() as conn:
+        names = conn.execute(sa.text("SELECT name FROM events ORDER BY name")).scalars().all()
+    killer.dispose()
+    assert names == ["after", "before"]
