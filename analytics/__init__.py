@@ -36,13 +36,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         models,  # noqa: F401  (register the tables with the metadata)
         security,
     )
-    from .views import apidocs, collect, common, health, settings
+    from .views import apidocs, collect, common, compat, explorer, health, settings
+    from .views import assets as asset_views
     from .views import auth as auth_views
+    from .views import dashboard as dashboard_views
+    from .views import export as export_views
 
     auth.init_app(app)
     security.init_app(app)
     common.init_app(app)
-    for blueprint in (collect.bp, health.bp, apidocs.bp, auth_views.bp, settings.bp):
+    for blueprint in (
+        collect.bp,
+        health.bp,
+        apidocs.bp,
+        auth_views.bp,
+        settings.bp,
+        compat.bp,
+        explorer.bp,
+        export_views.bp,
+        dashboard_views.bp,
+        asset_views.bp,
+    ):
         app.register_blueprint(blueprint)
 
     from .errors import register_error_handlers

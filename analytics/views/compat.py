@@ -1,0 +1,154 @@
+"""The three older contracts (`/benefits`, `/statistics`, `/collector`, `/track`), each path with
+and without a trailing slash. Handlers only read the request and shape the reply; the rules live
+in `analytics.ingest.legacy`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from ..ingest.legacy import Reply, benefits, collector, track
+from ..ingest.legacy.site import legacy_site_id
+from ..ingest.request import BodyTooLarge, read_body
+
+bp = Blueprint("compat", __name__)
+
+
+def route(path: str, methods: list[str], **options: Any) -> Callable:
+    """Register a view on `path` and `path/` (the old clients use both spellings)."""
+
+    def register(view: Callable) -> Callable:
+        for rule, suffix in ((path, ""), (path + "/", "_slash")):
+            bp.add_url_rule(
+                rule, endpoint=view.__name__ + suffix, view_func=view, methods=methods, **options
+            )
+        return view
+
+    return register
+
+
+def _send(reply: Reply) -> Response:
+    response = Response(json.dumps(reply.body), status=reply.status, mimetype="application/json")
+    response.headers.update(reply.headers)
+    return response
+
+
+# --- benefits recorder ------------------------------------------------------------------------
+
+
+def _recorder_cors(response: Response) -> Response:
+    domain = current_app.config.get("CORS_DOMAIN") or ""
+    if domain:
+        response.headers["Access-Control-Allow-Origin"] = domain
+        if domain != "*":
+            response.headers["Vary"] = "Origin"
+    return response
+
+
+@route("/benefits", ["OPTIONS"], provide_automatic_options=False)
+def recorder_preflight() -> Response:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return _recorder_cors(response)
+
+
+bp.add_url_rule(
+    "/statistics",
+    endpoint="statistics_preflight",
+    view_func=recorder_preflight,
+    methods=["OPTIONS"],
+    provide_automatic_options=False,
+)
+bp.add_url_rule(
+    "/statistics/",
+    endpoint="statistics_preflight_slash",
+    view_func=recorder_preflight,
+    methods=["OPTIONS"],
+    provide_automatic_options=False,
+)
+
+
+@route("/benefits", ["POST"], provide_automatic_options=False)
+def benefits_post() -> Response:
+    """Store one record or a batch, all or nothing."""
+    try:
+        body = read_body(request, benefits.MAX_BODY_BYTES)
+    except BodyTooLarge as exc:
+        return _recorder_cors(_send(benefits.too_large(current_app, exc.size)))
+    reply = benefits.record(current_app, body, request.content_type)
+    return _recorder_cors(_send(reply))
+
+
+@route("/benefits", ["GET"], provide_automatic_options=False)
+def benefits_get() -> Response:
+    """Event counts per benefit and event type since `start_at`."""
+    try:
+        start_at = benefits.parse_start(request.args.get("start_at"))
+    except ValueError as exc:
+        return _recorder_cors(_send(Reply(400, {"message": str(exc)})))
+    rows = benefits.events_by_benefit(legacy_site_id(current_app), start_at)
+    return _recorder_cors(_send(Reply(200, rows)))
+
+
+@route("/statistics", ["GET"], provide_automatic_options=False)
+def statistics() -> Response:
+    """Counts per benefit, event type, page size and position (current version only)."""
+    return _recorder_cors(_send(Reply(200, benefits.statistics(legacy_site_id(current_app)))))
+
+
+# --- Django collector -------------------------------------------------------------------------
+
+
+@route("/collector", ["POST"], provide_automatic_options=False)
+def collector_post() -> Response:
+    """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
+    limit = current_app.config["MAX_BODY_BYTES"]
+    try:
+        body = read_body(request, limit)
+    except BodyTooLarge as exc:
+        return _send(collector.too_large(current_app, exc.size, limit))
+    caller = collector.Caller(
+        origin=request.headers.get("Origin"),
+        host=request.host,
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    return _send(collector.collect(current_app, body, caller))
+
+
+# --- FastAPI tracking demo ---------------------------------------------------------------------
+
+
+def _any_origin(response: Response) -> Response:
+    """The old demo allowed every origin; so do we, on this path only."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@route("/track", ["OPTIONS"], provide_automatic_options=False)
+def track_preflight() -> Response:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = (
+        request.headers.get("Access-Control-Request-Headers") or "Content-Type"
+    )[:500]
+    response.headers["Access-Control-Max-Age"] = "600"
+    return _any_origin(response)
+
+
+@route("/track", ["POST"], provide_automatic_options=False)
+def track_post() -> Response:
+    """`200 null` once stored; `422 {"detail": [...]}` naming each bad field."""
+    limit = current_app.config["MAX_BODY_BYTES"]
+    try:
+        body = read_body(request, limit)
+    except BodyTooLarge as exc:
+        return _any_origin(_send(track.too_large(current_app, exc.size, limit)))
+    reply = track.track(current_app, body, request.headers.get("User-Agent"), request.remote_addr)
+    return _any_origin(_send(reply))
