@@ -291,3 +291,16 @@ def test_conservation_every_post_is_an_event_or_an_error(client):
         assert res.status_code in (200, 422), res.data
         expected += rows
     assert count(Event) + count(EventError) == expected
+
+
+def test_openapi_describes_the_compatible_endpoints(client):
+    spec = client.get("/api/openapi.json").json
+    assert {"post", "get"} <= set(spec["paths"]["/benefits"])
+    assert "get" in spec["paths"]["/statistics"] and "post" in spec["paths"]["/track"]
+    schemas = spec["components"]["schemas"]
+    record = schemas["BenefitRecord"]
+    assert set(record["required"]) == {"benefit_id", "hash_id", "benefit_index", "page_total"}
+    assert record["properties"]["event_type"]["enum"] == list(EVENT_TYPES)
+    assert (
+        "_v" in schemas["TrackIn"]["properties"] and "data" in schemas["CollectorEvent"]["required"]
+    )

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, request
 from ..ingest.legacy import Reply, benefits, collector, track
 from ..ingest.legacy.site import legacy_site_id
 from ..ingest.request import BodyTooLarge, read_body
+from ..openapi import EXTRA_OPERATIONS
 
 bp = Blueprint("compat", __name__)
 
@@ -152,3 +153,169 @@ def track_post() -> Response:
         return _any_origin(_send(track.too_large(current_app, exc.size, limit)))
     reply = track.track(current_app, body, request.headers.get("User-Agent"), request.remote_addr)
     return _any_origin(_send(reply))
+
+
+# --- OpenAPI: the same models that validate describe the contracts ----------------------------
+
+
+def _schema_ref(model: type) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+_STRING = {"type": "string"}
+_MESSAGE = _object(message=_STRING)
+_ERROR = _object(error=_STRING)
+_TRAILING = " Also served with a trailing slash."
+
+EXTRA_OPERATIONS.extend(
+    [
+        (
+            "/benefits",
+            "post",
+            [benefits.BenefitRecord],
+            {
+                "tags": ["Compatible: benefits recorder"],
+                "summary": "Record one benefit event or a batch (all or nothing)",
+                "description": "The stats recorder's contract. Numbers may be numeric strings; "
+                "unknown fields and a client `created_at` are ignored; a batch shares one "
+                "`group_id`. Body at most 100 kB. CORS: `CORS_DOMAIN`." + _TRAILING,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    _schema_ref(benefits.BenefitRecord),
+                                    {"type": "array", "items": _schema_ref(benefits.BenefitRecord)},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _answer("Stored", _object(response={"const": "Record created"})),
+                    "422": _answer("Invalid, not JSON, or over 100 kB; nothing stored", _MESSAGE),
+                },
+            },
+        ),
+        (
+            "/benefits",
+            "get",
+            [],
+            {
+                "tags": ["Compatible: benefits recorder"],
+                "summary": "Event counts per benefit and event type",
+                "parameters": [
+                    {
+                        "name": "start_at",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "date"},
+                        "description": "Only records created on or after this date (UTC)",
+                    }
+                ],
+                "responses": {
+                    "200": _answer(
+                        "[{id, events: {event_type: count}}]",
+                        {
+                            "type": "array",
+                            "items": _object(
+                                id=_STRING,
+                                events={
+                                    "type": "object",
+                                    "additionalProperties": {"type": "integer"},
+                                },
+                            ),
+                        },
+                    ),
+                    "400": _answer("start_at is not a date", _MESSAGE),
+                },
+            },
+        ),
+        (
+            "/statistics",
+            "get",
+            [],
+            {
+                "tags": ["Compatible: benefits recorder"],
+                "summary": "Counts per benefit, event type, page total and position (version 2)",
+                "responses": {
+                    "200": _answer(
+                        "Sorted by events_count descending, then benefit",
+                        {
+                            "type": "array",
+                            "items": _object(
+                                benefit=_STRING,
+                                events={"type": "object"},
+                                events_count={"type": "integer"},
+                            ),
+                        },
+                    )
+                },
+            },
+        ),
+        (
+            "/collector",
+            "post",
+            [collector.CollectorEvent],
+            {
+                "tags": ["Compatible: Django collector"],
+                "summary": "Send one event; `{task}` comes back for any JSON object",
+                "description": "Validated in the request: a valid event is stored, anything else "
+                "(unknown category, bad timestamp, missing field, duplicate session_id + "
+                "timestamp) is kept with its reason, and the answer is still 200 as before. "
+                "Only clients matching `COLLECTOR_ALLOWED_HOSTS`." + _TRAILING,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _schema_ref(collector.CollectorEvent)}
+                    },
+                },
+                "responses": {
+                    "200": _answer("Received", _object(task=_STRING)),
+                    "400": _answer("Not JSON, or not an object", _ERROR),
+                    "403": _answer("Client not in COLLECTOR_ALLOWED_HOSTS", _ERROR),
+                    "405": _answer("Any method but POST"),
+                    "413": _answer("Body over MAX_BODY_BYTES", _ERROR),
+                },
+            },
+        ),
+        (
+            "/track",
+            "post",
+            [track.TrackIn],
+            {
+                "tags": ["Compatible: tracking demo"],
+                "summary": "Record one load, scroll or click",
+                "description": "The FastAPI demo's contract; any origin may send." + _TRAILING,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _schema_ref(track.TrackIn)}},
+                },
+                "responses": {
+                    "200": _answer("Stored; the body is `null`", {"type": "null"}),
+                    "413": _answer("Body over MAX_BODY_BYTES", _object(detail=_STRING)),
+                    "422": _answer(
+                        "Validation error",
+                        _object(
+                            detail={
+                                "type": "array",
+                                "items": _object(loc={"type": "array"}, msg=_STRING, type=_STRING),
+                            }
+                        ),
+                    ),
+                },
+            },
+        ),
+    ]
+)
