@@ -1,8 +1,9 @@
 """The single write path: every source stores events and rejections through these two functions.
 
-Events go in with one multi-row INSERT per request inside one transaction, and a caller answers
-2xx only after `store_events` has returned, i.e. after COMMIT. Rows whose dedupe key is already
-present (a retried beacon, a re-imported file) are skipped by the database, not by a prior read.
+Events go in with one INSERT statement per request, and a caller answers 2xx only after
+`store_events` has returned, i.e. after the database committed them. Rows whose dedupe key is
+already present (a retried beacon, a re-imported file) are skipped by the database, not by a
+prior read.
 """
 
 from __future__ import annotations
@@ -37,20 +38,19 @@ def event_row(**fields: Any) -> dict[str, Any]:
     return row
 
 
-def _insert_sql(dialect: str) -> str:
+def _insert_sql(mark: str) -> str:
     """INSERT ... ON CONFLICT DO NOTHING with positional parameters, for the DB-API directly.
 
-    Short positional SQL is parsed once and cached by the driver; psycopg then runs the
-    executemany in pipeline mode. (SQLAlchemy's compiled multi-VALUES form re-parses a statement
-    of thousands of named parameters on every batch, which cost 90% of a batch request.)
+    Short positional SQL is parsed once and cached by the driver, and psycopg runs executemany
+    in pipeline mode. (SQLAlchemy's compiled multi-VALUES form re-parsed a statement of thousands
+    of named parameters on every batch: 90% of a batch request's time.)
     """
-    mark = "%s" if dialect == "postgresql" else "?"
     columns = ", ".join(EVENT_COLUMNS)
     marks = ", ".join([mark] * len(EVENT_COLUMNS))
     return f"INSERT INTO events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
-_SQL = {name: _insert_sql(name) for name in ("postgresql", "sqlite")}
+_SQL = {"postgresql": _insert_sql("%s"), "sqlite": _insert_sql("?")}
 _JSON_AT = EVENT_COLUMNS.index("props")
 _ID_AT = EVENT_COLUMNS.index("id")
 _TIMES_AT = (EVENT_COLUMNS.index("occurred_at"), EVENT_COLUMNS.index("received_at"))
@@ -75,7 +75,7 @@ def _sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert rows on an open connection (inside the caller's transaction); return how many.
+    """Insert rows on an open connection (in the caller's transaction, if any); return how many.
 
     Rows whose (site_id, occurred_at, dedupe_key) is already stored are skipped by the database;
     the count returned excludes them.
@@ -85,25 +85,31 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     dialect = conn.dialect.name
     adapt = _postgres_params if dialect == "postgresql" else _sqlite_params
     params = [adapt(row) for row in rows]
-    result = conn.exec_driver_sql(_SQL[dialect], params if len(params) > 1 else params[0])
-    return result.rowcount
+    return conn.exec_driver_sql(_SQL[dialect], params if len(params) > 1 else params[0]).rowcount
 
 
 def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None) -> int:
-    """Insert events (and rejections) in one transaction and commit; return how many were stored.
+    """Store events (and rejections) and commit; return how many events were stored.
 
-    The count is less than len(rows) when some rows were duplicates of stored ones. A connection
-    found dead (the database restarted since it was pooled) is replaced and the write retried
-    once; the pool does not ping before every checkout, which would cost a round trip per event.
+    The count is less than len(rows) when some rows were duplicates of stored ones. A single
+    event goes in as one autocommitted statement (durable when it returns, without the BEGIN and
+    COMMIT round trips); a batch, or events with rejections, in one transaction.
+
+    A connection found dead (the database restarted since it was pooled) is replaced and the
+    write retried once; the pool does not ping before every checkout, which would cost a round
+    trip per request.
     """
     if not rows and not errors:
         return 0
     for attempt in (1, 2):
         try:
-            with db.engine.begin() as conn:
-                stored = insert_events(conn, rows)
-                record_errors(errors or [], conn)
-            return stored
+            if errors or len(rows) > 1:
+                with db.engine.begin() as conn:
+                    stored = insert_events(conn, rows)
+                    record_errors(errors, conn)
+                return stored
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return insert_events(conn, rows)
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
