@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views import assets as asset_views
     from .views import auth as auth_views
     from .views import dashboard as dashboard_views
+    from .views import demo as demo_views
     from .views import export as export_views
 
     auth.init_app(app)
@@ -56,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         export_views.bp,
         dashboard_views.bp,
         asset_views.bp,
+        demo_views.bp,
     ):
         app.register_blueprint(blueprint)
 

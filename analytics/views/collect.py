@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..ingest import native
 from ..ingest.request import BodyTooLarge, RequestMeta, read_body
 from ..ingest.writer import record_error
+from ..tracker import tracker_build
 
 bp = Blueprint("collect", __name__)
 
@@ -45,10 +46,19 @@ def events() -> Response:
 
 @bp.get("/tracker.js")
 def tracker() -> Response:
-    """Serve the tracker from any origin, cacheable for an hour (revalidated by ETag)."""
-    response = send_from_directory(
-        current_app.static_folder, "tracker.js", mimetype="application/javascript", max_age=3600
+    """Serve the minified tracker (gzipped when accepted) to any origin, cached for an hour."""
+    build = tracker_build()
+    gzipped = request.accept_encodings.quality("gzip") > 0
+    response = Response(
+        build.gzipped if gzipped else build.minified, mimetype="application/javascript"
     )
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    response.set_etag(build.etag + ("-gz" if gzipped else ""))
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    response.make_conditional(request)
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
