@@ -6,7 +6,8 @@
   logged-in user only; share links never open them.
 - `admin_required`: settings.
 Without access, pages redirect to the login page (or to /setup while no user exists yet) and CSV
-downloads answer 401. Unsafe methods behind any of them are CSRF-checked.
+downloads answer 401. Unsafe methods behind any of them are CSRF-checked. Each marks its view
+with `access` ("dashboard", "login" or "admin") so tests can find every protected route.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def load_account(user_id: str) -> Account | None:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.before_request(_forget_cached_access)
+
+
+def _forget_cached_access() -> None:
+    """Start each request clean: `g` outlives a request when an app context was already pushed
+    (tests, scripts), and a user or share link cached there must not leak into the next one."""
+    for name in ("_login_user", "share_site", "filters"):
+        g.pop(name, None)
 
 
 def share_site() -> Site | None:
@@ -116,6 +125,7 @@ def login_required(view: View) -> View:
         protect_form()
         return view(*args, **kwargs)
 
+    wrapped.access = "login"  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -132,6 +142,7 @@ def dashboard_access(view: View) -> View:
         protect_form()
         return view(*args, **kwargs)
 
+    wrapped.access = "dashboard"  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -147,4 +158,5 @@ def admin_required(view: View) -> View:
         protect_form()
         return view(*args, **kwargs)
 
+    wrapped.access = "admin"  # type: ignore[attr-defined]
     return wrapped

@@ -23,3 +23,11 @@ def add_category(name: str) -> Category:
 
 def category_names() -> set[str]:
     return set(db.session.execute(select(Category.name)).scalars())
+
+
+def remove_category(category_id: int) -> None:
+    category = db.session.get(Category, category_id)
+    if category is None:
+        raise InvalidInput("no such category")
+    db.session.delete(category)
+    db.session.commit()

@@ -72,3 +72,16 @@ def get_or_create_site(public_id: str, name: str) -> Site:
     except IntegrityError:
         db.session.rollback()  # another worker created it first
     return db.session.execute(select(Site).where(Site.public_id == public_id)).scalar_one()
+
+
+def enable_sharing(site: Site) -> str:
+    """Give the site a new read-only share token (replacing any old one) and return it."""
+    site.share_token = secrets.token_urlsafe(24)
+    db.session.commit()
+    return site.share_token
+
+
+def disable_sharing(site: Site) -> None:
+    """Revoke the share link: the old token stops working at once."""
+    site.share_token = None
+    db.session.commit()

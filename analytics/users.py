@@ -46,3 +46,14 @@ def authenticate(email: str, password: str) -> User | None:
 
 def user_count() -> int:
     return db.session.execute(select(func.count(User.id))).scalar_one()
+
+
+def delete_user(user_id: int, acting_user_id: int) -> None:
+    """Delete another user (never yourself, so at least one admin always remains)."""
+    if user_id == acting_user_id:
+        raise InvalidInput("you cannot delete your own account")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise InvalidInput("no such user")
+    db.session.delete(user)
+    db.session.commit()
