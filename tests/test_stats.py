@@ -49,8 +49,7 @@ FIREFOX = {"browser": "Firefox", "os": "Linux", "device": "desktop"}
 SAFARI = {"browser": "Safari", "os": "iOS", "device": "mobile"}
 
 
-@pytest.fixture
-def traffic(site, make_site):
+def seed_traffic(site, other) -> None:
     """Six visits in the week of 2 March 2026, plus events that must not count.
 
     s1 (v1): / (search, utm) -> /pricing -> signup, 300 s
@@ -60,7 +59,6 @@ def traffic(site, make_site):
     v4: one API signup without a session (a visit of one event, not a page view)
     t1: four /track events (load, scroll, click, click) over 60 s, no visitor
     """
-    other = make_site(name="Other")
     rows = [
         pv(
             site,
@@ -119,7 +117,12 @@ def traffic(site, make_site):
         pv(site, END, "/", "late", "v8", **CHROME),  # the end is exclusive
         pv(other, at(3, 9), "/", "o1", "o1", **CHROME),
     ]
-    store_events(rows)
+    store_events(rows, [])
+
+
+@pytest.fixture
+def traffic(site, make_site):
+    seed_traffic(site, make_site(name="Other"))
     return Period(site)
 
 
@@ -172,7 +175,7 @@ def test_sql_buckets_match_python_buckets(app, site, unit):
     from analytics.models import Event
 
     moments = [dt.datetime(2026, 3, d, h, 37, 12) for d in (1, 2, 7, 8, 31) for h in (0, 23)]
-    store_events([ev(site, m) for m in moments])
+    store_events([ev(site, m) for m in moments], [])
     got = db.session.execute(
         select(Event.occurred_at, time_bucket(Event.occurred_at, unit)).order_by(Event.occurred_at)
     ).all()
@@ -270,8 +273,7 @@ def test_one_event_drill_in(traffic):
     assert pages.values.tolist() == [["/", 2, 100.0]]
 
 
-@pytest.fixture
-def lists(site):
+def seed_lists(site) -> None:
     """List events from both sources, with counts small enough to check by hand.
 
     benefits records: rsa at (2, 10): 4 shows, 1 detail, a form and a link; rsa at (1, 10):
@@ -306,7 +308,12 @@ def lists(site):
     add(1, "impression", "apl", 1, 5, "tracker")
     add(1, "show", "old", 2, 10, "benefits")
     rows[-1]["occurred_at"] = dt.datetime(2026, 2, 1)  # outside the period
-    store_events(rows)
+    store_events(rows, [])
+
+
+@pytest.fixture
+def lists(site):
+    seed_lists(site)
     return Period(site)
 
 

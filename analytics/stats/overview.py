@@ -218,3 +218,8 @@ def operating_systems(filters: Scope, limit: int | None = None) -> pd.DataFrame:
 def devices(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Distinct visitors by device type (desktop, mobile, tablet, ...)."""
     return _visitors_by(filters, Event.device, "device", limit)
+
+
+def event_count(filters: Scope) -> int:
+    """How many events the period holds (0 means the page shows its empty state)."""
+    return int(db.session.execute(scoped(select(func.count()), filters)).scalar_one())

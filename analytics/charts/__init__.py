@@ -1,0 +1,15 @@
+"""Charts: DataFrame -> Plotly figure (`figures`), and figure -> page-safe JSON (`embed`)."""
+
+from __future__ import annotations
+
+from .embed import figure_json
+from .figures import bar_chart, ctr_curve, position_heatmap, stacked_over_time, time_series
+
+__all__ = [
+    "bar_chart",
+    "ctr_curve",
+    "figure_json",
+    "position_heatmap",
+    "stacked_over_time",
+    "time_series",
+]

@@ -1,0 +1,23 @@
+/* Draws the dashboards' charts. Each chart is a JSON figure in
+   <script type="application/json" data-chart="ELEMENT_ID">, written by the server
+   (analytics/charts/embed.py) and drawn here with Plotly: the pages' CSP allows no inline script.
+   Loaded after /assets/plotly.min.js (both deferred, so in order). */
+(function () {
+  "use strict";
+  function draw() {
+    if (!window.Plotly) return;
+    var blocks = document.querySelectorAll('script[type="application/json"][data-chart]');
+    Array.prototype.forEach.call(blocks, function (block) {
+      var target = document.getElementById(block.getAttribute("data-chart"));
+      if (!target) return;
+      try {
+        var figure = JSON.parse(block.textContent);
+        window.Plotly.newPlot(target, figure.data, figure.layout, figure.config);
+      } catch (err) {
+        target.textContent = "This chart could not be drawn: " + err.message;
+      }
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
+  else draw();
+})();

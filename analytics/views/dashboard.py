@@ -1,0 +1,244 @@
+"""The analytic pages (overview, actions, one event, benefits) and the CSV behind each chart.
+
+Every chart and table is a named entry of TABLES; a page and its `/csv/<name>.csv` link call the
+same entry with the same filters, so a download holds exactly the numbers on screen (the page may
+show only the first TOP rows of a long ranking; the CSV then holds every row).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from flask import Blueprint, Response, abort, request
+from markupsafe import Markup
+
+from .. import charts, stats
+from ..auth import dashboard_access
+from ..export import csv_response
+from ..filters import Filters, first_event_time
+from ..sites import script_tag
+from .assets import PLOTLY_VERSION
+from .common import current_filters, render_page
+
+bp = Blueprint("dashboard", __name__)
+
+TOP = 10  # rows of a ranking shown on a page
+MAX_CHOICE = 200  # longest item id / event name a URL may choose
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a page chooses beyond the filters: one event name, one item, the table's order."""
+
+    event: str | None = None
+    item: str | None = None
+    sort: str = "shows"
+    descending: bool = True
+
+    def args(self) -> dict[str, str | None]:
+        """Query arguments that carry this choice to a CSV link."""
+        return {
+            "event": self.event,
+            "item": self.item,
+            "sort": None if self.sort == "shows" else self.sort,
+            "dir": None if self.descending else "asc",
+        }
+
+
+def _choice(event: str | None = None) -> Choice:
+    args = request.args
+    text = {k: (args.get(k) or "").strip()[:MAX_CHOICE] or None for k in ("event", "item", "sort")}
+    return Choice(
+        event=event or text["event"],
+        item=text["item"],
+        sort=text["sort"] or "shows",
+        descending=args.get("dir") != "asc",
+    )
+
+
+Table = Callable[[Filters, Choice], pd.DataFrame]
+
+TABLES: dict[str, Table] = {
+    # Overview
+    "summary": lambda f, c: stats.overview_summary(f),
+    "timeseries": lambda f, c: stats.pageviews_over_time(f),
+    "pages": lambda f, c: stats.top_pages(f),
+    "entry_pages": lambda f, c: stats.entry_pages(f),
+    "referrers": lambda f, c: stats.referrers(f),
+    "utm_campaigns": lambda f, c: stats.utm_campaigns(f),
+    "browsers": lambda f, c: stats.browsers(f),
+    "os": lambda f, c: stats.operating_systems(f),
+    "devices": lambda f, c: stats.devices(f),
+    # Actions
+    "events_over_time": lambda f, c: stats.events_over_time(f),
+    "categories_over_time": lambda f, c: stats.categories_over_time(f),
+    "event_names": lambda f, c: stats.event_names(f),
+    "track_actions": lambda f, c: stats.action_counts(f, "track"),
+    # One event (needs `event`)
+    "event_timeseries": lambda f, c: stats.event_over_time(f, c.event or ""),
+    "event_properties": lambda f, c: stats.event_properties(f, c.event or ""),
+    "event_pages": lambda f, c: stats.event_pages(f, c.event or ""),
+    # Benefits / list positions
+    "behaviour": lambda f, c: stats.item_behaviour(f, c.sort, c.descending),
+    "heatmap": lambda f, c: stats.position_heatmap(f, c.item),
+    "ctr": lambda f, c: stats.ctr_by_position(f, c.item),
+}
+NEEDS_EVENT = {"event_timeseries", "event_properties", "event_pages"}
+
+
+def _tables(filters: Filters, choice: Choice, *names: str) -> dict[str, pd.DataFrame]:
+    return {name: TABLES[name](filters, choice) for name in names}
+
+
+def _empty_state(filters: Filters) -> dict[str, Any] | None:
+    """Why there is nothing to show, when there is nothing: no events ever, or none in range."""
+    if stats.event_count(filters):
+        return None
+    if first_event_time(filters.site) is None:
+        return {"never": True, "script_tag": script_tag(filters.site, request.host_url)}
+    return {"never": False}
+
+
+def _page(template: str, filters: Filters, **context: Any) -> str:
+    return render_page(template, filters, top=TOP, PLOTLY_VERSION=PLOTLY_VERSION, **context)
+
+
+@bp.app_template_filter("figure")
+def format_figure(value: Any, kind: str = "") -> str:
+    """A table cell: 12,345 / 42.9% / 87.5 s; empty (–) for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if kind == "pct":
+        return f"{value:,.1f}%"
+    if kind == "seconds":
+        minutes, seconds = divmod(round(value), 60)
+        return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+@bp.get("/overview")
+@dashboard_access
+def overview() -> str:
+    filters = current_filters()
+    if (empty := _empty_state(filters)) is not None:
+        return _page("dashboard/overview.html", filters, empty=empty)
+    t = _tables(
+        filters,
+        Choice(),
+        "summary",
+        "timeseries",
+        "pages",
+        "entry_pages",
+        "referrers",
+        "utm_campaigns",
+        "browsers",
+        "os",
+        "devices",
+    )
+    series = {"pageviews": "Page views", "visitors": "Visitors"}
+    figures = {
+        "timeseries": charts.time_series(t["timeseries"], series, ""),
+        "browsers": charts.bar_chart(t["browsers"].head(TOP), "browser", "visitors", ""),
+        "os": charts.bar_chart(t["os"].head(TOP), "os", "visitors", ""),
+        "devices": charts.bar_chart(t["devices"].head(TOP), "device", "visitors", ""),
+    }
+    return _page("dashboard/overview.html", filters, t=t, figures=_embed(figures))
+
+
+@bp.get("/actions")
+@dashboard_access
+def actions() -> str:
+    filters = current_filters()
+    if (empty := _empty_state(filters)) is not None:
+        return _page("dashboard/actions.html", filters, empty=empty)
+    t = _tables(
+        filters,
+        Choice(),
+        "events_over_time",
+        "categories_over_time",
+        "event_names",
+        "track_actions",
+    )
+    figures = {
+        "events_over_time": charts.stacked_over_time(t["events_over_time"], "name", "events", ""),
+        "categories_over_time": charts.stacked_over_time(
+            t["categories_over_time"], "category", "events", ""
+        ),
+        "track_actions": charts.bar_chart(t["track_actions"], "action", "count", ""),
+    }
+    return _page("dashboard/actions.html", filters, t=t, figures=_embed(figures))
+
+
+@bp.get("/actions/<path:name>")
+@dashboard_access
+def event(name: str) -> str:
+    filters = current_filters()
+    choice = _choice(event=name[:MAX_CHOICE])
+    t = _tables(filters, choice, "event_timeseries", "event_properties", "event_pages")
+    total = int(t["event_pages"]["events"].sum())
+    figures = {
+        "event_timeseries": charts.time_series(
+            t["event_timeseries"], {"events": "Events", "visitors": "Visitors"}, ""
+        )
+    }
+    return _page(
+        "dashboard/event.html",
+        filters,
+        name=choice.event,
+        choice=choice,
+        total=total,
+        t=t,
+        figures=_embed(figures) if total else {},
+    )
+
+
+@bp.get("/lists")
+@dashboard_access
+def benefits() -> str:
+    filters = current_filters()
+    choice = _choice()
+    t = _tables(filters, choice, "behaviour", "heatmap", "ctr")
+    items = stats.list_items(filters)
+    figures = {}
+    if not t["heatmap"].empty:
+        figures = {
+            "heatmap": charts.position_heatmap(t["heatmap"], ""),
+            "ctr": charts.ctr_curve(t["ctr"], ""),
+        }
+    return _page(
+        "dashboard/benefits.html",
+        filters,
+        choice=choice,
+        items=items,
+        t=t,
+        figures=_embed(figures),
+        sortable=[c for c in t["behaviour"].columns if c != "item_id"],
+    )
+
+
+@bp.get("/csv/<table>.csv")
+@dashboard_access
+def csv(table: str) -> Response:
+    """One chart's or table's numbers for the current filters, e.g. /csv/timeseries.csv?site=..."""
+    make = TABLES.get(table)
+    choice = _choice()
+    if make is None or (table in NEEDS_EVENT and not choice.event):
+        abort(404, f"No table named {table!r} (or it needs ?event=NAME).")
+    filters = current_filters()
+    subject = "-".join(v for v in (choice.event, choice.item) if v)
+    name = "-".join(
+        v for v in (filters.site.public_id, table, subject, filters.start.date().isoformat()) if v
+    )
+    return csv_response(make(filters, choice), f"{name}--{filters.last_day.isoformat()}.csv")
+
+
+def _embed(figures: dict[str, Any]) -> dict[str, Markup]:
+    return {key: charts.figure_json(fig) for key, fig in figures.items()}
