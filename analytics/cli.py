@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from .categories import add_category
+from .importer import FORMATS, import_file, site_for_import
 from .sites import InvalidInput, create_site
 from .users import create_user
 
@@ -61,6 +65,24 @@ def categories_add(name: str) -> None:
     click.echo(f"added category {category.name}")
 
 
+@click.command("import")
+@click.option("--from", "fmt", type=click.Choice(FORMATS), required=True, help="Export format.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site", default=None, help="Target site's public id (default: legacy).")
+@with_appcontext
+def import_command(fmt: str, file: str, site: str | None) -> None:
+    """Import an older system's export; importing the same file again stores nothing new."""
+    try:
+        site_id, public_id = site_for_import(current_app, fmt, site)
+    except InvalidInput as exc:
+        _fail(exc)
+    size = os.path.getsize(file)
+    with click.progressbar(length=size, label=f"{fmt} {file}", file=sys.stderr) as bar:
+        result = import_file(file, fmt, site_id, site_public_id=public_id, progress=bar.update)
+    click.echo(result.line())
+
+
 def register_cli(app: Flask) -> None:
     for group in (sites_cli, users_cli, categories_cli):
         app.cli.add_command(group)
+    app.cli.add_command(import_command)

@@ -138,7 +138,7 @@ class BenefitRecord(BaseModel):
 def record_row(
     record: BenefitRecord,
     site_id: int,
-    group_id: str,
+    group_id: str | None,
     *,
     created_at: dt.datetime,
     received_at: dt.datetime | None = None,
@@ -147,7 +147,7 @@ def record_row(
     default_version: int = CURRENT_VERSION,
 ) -> dict[str, Any]:
     """One validated record -> one `events` row (also used by the importer)."""
-    props: dict[str, Any] = {"group_id": group_id}
+    props: dict[str, Any] = {} if group_id is None else {"group_id": group_id}
     if record.abtesting:
         props["abtesting"] = record.abtesting
     return event_row(
@@ -162,7 +162,7 @@ def record_row(
         visitor_id=scrub(record.hash_id),
         schema_version=record.version if record.version is not None else default_version,
         dedupe_key=dedupe_key,
-        props=props,
+        props=props or None,
     )
 
 
@@ -219,7 +219,8 @@ def record(app: Flask, body: bytes, content_type: str | None) -> Reply:
 
     now = utcnow()
     group_id = uuid.uuid4().hex
-    store_events([record_row(r, site_id, group_id, created_at=now) for r in records])
+    rows = [record_row(r, site_id, group_id, created_at=now) for r in records]
+    store_events(rows, [])
     return Reply(200, CREATED)
 
 

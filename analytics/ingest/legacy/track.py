@@ -225,7 +225,6 @@ def track(app: Flask, body: bytes, user_agent: str | None, ip: str | None) -> Re
         record_errors([row])
         return Reply(422, {"detail": detail})
     visitor = visitor_id(app, site_id, ip, user_agent)
-    store_events(
-        [track_row(payload, site_id, user_agent=user_agent, received_at=now, visitor=visitor)]
-    )
+    row = track_row(payload, site_id, user_agent=user_agent, received_at=now, visitor=visitor)
+    store_events([row], [])
     return Reply(200, None)
