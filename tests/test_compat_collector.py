@@ -133,8 +133,10 @@ def test_too_large_is_413_and_kept_by_size(app, client):
 
 def test_get_is_405_with_allow_post(client):
     for path in ("/collector", "/collector/"):
-        res = client.get(path)
-        assert res.status_code == 405 and res.headers["Allow"] == "POST"
+        for method in ("GET", "PUT", "DELETE"):
+            res = client.open(path, method=method)
+            assert res.status_code == 405 and res.headers["Allow"] == "POST"
+    assert count(EventError) == 0 and count(Event) == 0
 
 
 def test_untrusted_clients_get_403(app, client, categories):
@@ -189,3 +191,14 @@ def test_conservation_every_post_is_an_event_or_an_error(client, categories):
         res = post(client, _random_body(rng, i))
         assert res.status_code in (200, 400), res.data
     assert count(Event) + count(EventError) == n
+
+
+def test_allowed_browser_origins_get_cors(app, client, categories):
+    app.config["COLLECTOR_ALLOWED_HOSTS"] = [".consumeraffairs.com"]
+    origin = "https://www.consumeraffairs.com"
+    pre = client.options("/collector/", headers={"Origin": origin})
+    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == origin
+    res = post(client, PAGEVIEW, Origin=origin)
+    assert res.headers["Access-Control-Allow-Origin"] == origin
+    pre = client.options("/collector", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in pre.headers

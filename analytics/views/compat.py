@@ -106,6 +106,32 @@ def statistics() -> Response:
 # --- Django collector -------------------------------------------------------------------------
 
 
+def _collector_cors(response: Response) -> Response:
+    """Browsers on an allowed origin may read the answer (the old pages were same-origin)."""
+    origin = request.headers.get("Origin")
+    patterns = current_app.config.get("COLLECTOR_ALLOWED_HOSTS") or ["*"]
+    if origin and collector.allowed(patterns, collector.Caller(origin=origin, host=None)):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+@route("/collector", ["OPTIONS"], provide_automatic_options=False)
+def collector_preflight() -> Response:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return _collector_cors(response)
+
+
+@route("/collector", ["GET", "PUT", "PATCH", "DELETE"], provide_automatic_options=False)
+def collector_other() -> Response:
+    """Only POST sends events (the old service said 405 too)."""
+    reply = Reply(405, {"error": "method not allowed: send events with POST"}, {"Allow": "POST"})
+    return _send(reply)
+
+
 @route("/collector", ["POST"], provide_automatic_options=False)
 def collector_post() -> Response:
     """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
@@ -113,14 +139,14 @@ def collector_post() -> Response:
     try:
         body = read_body(request, limit)
     except BodyTooLarge as exc:
-        return _send(collector.too_large(current_app, exc.size, limit))
+        return _collector_cors(_send(collector.too_large(current_app, exc.size, limit)))
     caller = collector.Caller(
         origin=request.headers.get("Origin"),
         host=request.host,
         ip=request.remote_addr,
         user_agent=request.headers.get("User-Agent"),
     )
-    return _send(collector.collect(current_app, body, caller))
+    return _collector_cors(_send(collector.collect(current_app, body, caller)))
 
 
 # --- FastAPI tracking demo ---------------------------------------------------------------------
