@@ -10,8 +10,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .categories import add_category
+from .demo_data import load as load_demo
+from .extensions import db
 from .importer import FORMATS, import_file, site_for_import
-from .sites import InvalidInput, create_site
+from .models import Site
+from .sites import InvalidInput, create_site, get_or_create_site
 from .users import create_user
 
 sites_cli = AppGroup("sites", help="Manage tracked sites.")
@@ -82,7 +85,32 @@ def import_command(fmt: str, file: str, site: str | None) -> None:
     click.echo(result.line())
 
 
+demo_cli = AppGroup("demo", help="Demo data for trying the dashboards.")
+
+
+@demo_cli.command("load")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--events", default=200_000, show_default=True, type=click.IntRange(1))
+@click.option("--site", "public_id", default=None, help="A site's public id (default: 'demo').")
+@click.option("--seed", default=None, type=int, help="Make the data reproducible.")
+def demo_load(days: int, events: int, public_id: str | None, seed: int | None) -> None:
+    """Fill a site with realistic events over the last DAYS days."""
+    if public_id:
+        site = db.session.execute(
+            db.select(Site).where(Site.public_id == public_id)
+        ).scalar_one_or_none()
+        if site is None:
+            _fail(InvalidInput(f"no site with public id {public_id!r}"))
+    else:
+        site = get_or_create_site("demo", "Demo site")
+    label = f"demo events for {site.name} ({site.public_id})"
+    with click.progressbar(length=events, label=label, file=sys.stderr) as bar:
+        stored = load_demo(site.id, days, events, seed=seed, progress=bar.update)
+    click.echo(f"stored {stored} events over {days} days in site {site.public_id}")
+
+
 def register_cli(app: Flask) -> None:
     for group in (sites_cli, users_cli, categories_cli):
         app.cli.add_command(group)
     app.cli.add_command(import_command)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,258 @@
+"""Realistic demo traffic for a site, so that the dashboards can be seen full.
+
+Visits follow a daily and weekly rhythm with slow growth; each has a source (search, social, a
+newsletter with UTM tags, or none), a device, a few page views with scrolls, clicks and forms.
+Visits that reach the results page see a list of benefits: impressions and item clicks from the
+tracker (lower positions get more clicks) and, as the benefits simulator sends them, records of the
+17 event types. Some visits come from the old `/track` demo client (load / scroll / click) and
+some events from the Django collector. Everything is written through the single write path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .extensions import db
+from .ingest.legacy.benefits import EVENT_TYPES
+from .ingest.writer import event_row, insert_events
+from .models import utcnow
+
+BATCH = 5000
+
+# (browser, os, device, weight): families as ua-parser names them.
+AGENTS = [
+    ("Chrome", "Windows", "desktop", 30),
+    ("Mobile Safari", "iOS", "mobile", 20),
+    ("Chrome Mobile", "Android", "mobile", 17),
+    ("Safari", "Mac OS X", "desktop", 9),
+    ("Edge", "Windows", "desktop", 7),
+    ("Firefox", "Windows", "desktop", 5),
+    ("Firefox", "Linux", "desktop", 3),
+    ("Chrome", "Mac OS X", "desktop", 4),
+    ("Mobile Safari", "iOS", "tablet", 3),
+    ("Samsung Internet", "Android", "mobile", 2),
+]
+# (referrer, utm (source, medium, campaign) or None, weight)
+SOURCES: list[tuple[str | None, tuple[str, str, str] | None, int]] = [
+    (None, None, 34),
+    ("https://www.google.com/", None, 30),
+    ("https://duckduckgo.com/", None, 5),
+    ("https://www.bing.com/", None, 3),
+    ("https://www.facebook.com/", None, 5),
+    ("https://t.co/", None, 3),
+    ("https://www.service-public.fr/particuliers/vosdroits", None, 6),
+    (None, ("newsletter", "email", "spring-2026"), 6),
+    (None, ("newsletter", "email", "winter-2026"), 3),
+    ("https://www.facebook.com/", ("facebook", "social", "aides-logement"), 3),
+    ("https://www.google.com/", ("google", "cpc", "simulateur"), 2),
+]
+LANDINGS = [("/", 45), ("/simulation", 20), ("/blog/aides-au-logement", 12), ("/aides/rsa", 8),
+            ("/aides/apl", 7), ("/blog/prime-activite", 5), ("/contact", 3)]  # fmt: skip
+NEXT_PAGES = {
+    "/": [("/simulation", 55), ("/blog/aides-au-logement", 15), ("/a-propos", 10), ("/contact", 5)],
+    "/simulation": [("/simulation/resultats", 80), ("/", 10)],
+    "/simulation/resultats": [("/aides/{item}", 70), ("/simulation", 15), ("/contact", 5)],
+    "/aides/rsa": [("/simulation", 50), ("/simulation/resultats", 20)],
+    "/aides/apl": [("/simulation", 50), ("/simulation/resultats", 20)],
+    "/blog/aides-au-logement": [("/simulation", 40), ("/blog/prime-activite", 20), ("/", 10)],
+    "/blog/prime-activite": [("/simulation", 40), ("/", 15)],
+    "/contact": [("/", 30)],
+    "/a-propos": [("/contact", 30), ("/simulation", 30)],
+}
+BENEFITS = ["rsa", "apl", "prime-activite", "als", "aah", "css", "ars", "paje", "asf", "cmg",
+            "bourse-lycee", "aspa", "pass-sport", "cheque-energie"]  # fmt: skip
+ACTION_TYPES = [t for t in EVENT_TYPES if t not in ("show", "showDetails")]
+HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 7, 6, 5, 3, 2]
+WEEKDAY_WEIGHTS = [10, 10, 10, 9, 8, 5, 4]  # Monday .. Sunday
+
+
+def _pick(rng: random.Random, options: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return rng.choices(options, weights=[o[-1] for o in options])[0]
+
+
+class _Visit:
+    """One visit being generated: its clock moves forward with every event."""
+
+    def __init__(self, rng: random.Random, site_id: int, start: dt.datetime, source: str):
+        self.rng, self.site_id, self.at, self.source = rng, site_id, start, source
+        self.rows: list[dict[str, Any]] = []
+        self.session = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
+        self.visitor = f"{rng.getrandbits(128):032x}"
+        self.browser, self.os, self.device, _ = _pick(rng, AGENTS)
+
+    def wait(self, low: float, high: float) -> None:
+        self.at += dt.timedelta(seconds=self.rng.uniform(low, high))
+
+    def add(self, name: str, **fields: Any) -> None:
+        fields.setdefault("source", self.source)
+        fields.setdefault("session_id", self.session)
+        fields.setdefault("visitor_id", self.visitor)
+        self.rows.append(
+            event_row(
+                site_id=self.site_id,
+                occurred_at=self.at,
+                received_at=self.at,
+                name=name,
+                browser=self.browser,
+                os=self.os,
+                device=self.device,
+                **fields,
+            )
+        )
+
+
+def _results_list(visit: _Visit, path: str) -> str | None:
+    """Impressions, clicks and benefits records for one results page; returns the opened item."""
+    rng = visit.rng
+    size = rng.randint(6, 12)
+    shown = rng.sample(BENEFITS, size)
+    seen = size if rng.random() < 0.5 else rng.randint(3, size)  # the rest stayed below the fold
+    recorder = rng.random() < 0.6  # the benefits simulator records these pages too
+    for position, item in enumerate(shown[:seen], start=1):
+        fields = {"item_id": item, "item_position": position, "list_size": size}
+        visit.add("impression", path=path, category="results", **fields)
+        if recorder:
+            visit.add("show", source="benefits", session_id=None, **fields)
+    # Lower positions are opened more: about 30% at the top, falling with the position.
+    for position, item in enumerate(shown[:seen], start=1):
+        if rng.random() < 0.30 / position**0.75:
+            fields = {"item_id": item, "item_position": position, "list_size": size}
+            visit.wait(4, 40)
+            visit.add("item_click", path=path, category="results", **fields)
+            if recorder:
+                visit.add("showDetails", source="benefits", session_id=None, **fields)
+                for action in ACTION_TYPES:
+                    if rng.random() < 0.07:
+                        visit.wait(5, 60)
+                        visit.add(action, source="benefits", session_id=None, **fields)
+            return item
+    return None
+
+
+def _tracker_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[dict[str, Any]]:
+    visit = _Visit(rng, site_id, start, "tracker")
+    referrer, utm, _ = _pick(rng, SOURCES)
+    utm_fields = dict(zip(("utm_source", "utm_medium", "utm_campaign"), utm or (), strict=False))
+    path = _pick(rng, LANDINGS)[0]
+    pages = min(1 + int(rng.expovariate(0.55)), 9)
+    for n in range(pages):
+        extra = {"referrer": referrer, **utm_fields} if n == 0 else {}
+        screen = 390 if visit.device == "mobile" else 1440
+        visit.add("pageview", path=path, props={"screen": screen}, **extra)
+        for depth in (25, 50, 75, 100):
+            if rng.random() > 0.5:
+                break
+            visit.wait(3, 25)
+            visit.add("scroll", path=path, props={"depth": depth})
+        opened = None
+        if path == "/simulation/resultats":
+            opened = _results_list(visit, path)
+        elif path in ("/simulation", "/contact") and rng.random() < 0.45:
+            visit.wait(20, 120)
+            form = "simulation" if path == "/simulation" else "contact"
+            visit.add("form_submit", path=path, category="forms", props={"form": form})
+        elif path.startswith("/aides/") and rng.random() < 0.2:
+            visit.add("download", path=path, props={"url": f"{path}/notice.pdf"})
+        elif path.startswith("/blog/") and rng.random() < 0.15:
+            visit.add("outbound", path=path, props={"url": "https://www.caf.fr/"})
+        if rng.random() < 0.06:
+            plan = rng.choice(["newsletter", "newsletter", "alerts"])
+            visit.add("signup", path=path, category="conversion", props={"list": plan})
+        choices = NEXT_PAGES.get(path if not path.startswith("/aides/") else "/aides/rsa")
+        if not choices or n == pages - 1:
+            break
+        path = _pick(rng, choices)[0].format(item=opened or rng.choice(BENEFITS[:4]))
+        visit.wait(8, 150)
+    return visit.rows
+
+
+def _legacy_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[dict[str, Any]]:
+    """The old FastAPI demo client (`/track`) or the Django collector."""
+    if rng.random() < 0.7:
+        visit = _Visit(rng, site_id, start, "track")
+        visit.session = str(uuid.UUID(int=rng.getrandbits(128)))
+        page = rng.choice(["/", "/demo", "/demo/page-2"])
+        order = 0
+        for name in [
+            "load",
+            *rng.choices(["scroll", "click"], weights=[3, 2], k=rng.randint(0, 6)),
+        ]:
+            visit.add(name, path=page, visitor_id=None, props={"order": order, "_v": 1})
+            order += 1
+            visit.wait(1, 30)
+        return visit.rows
+    visit = _Visit(rng, site_id, start, "collector")
+    for _ in range(rng.randint(1, 4)):
+        name = rng.choice(["button_click", "video_play", "faq_open"])
+        visit.add(name, visitor_id=None, category="page interaction",
+                  props={"data": {"element": rng.choice(["hero", "footer", "faq-3"])}})  # fmt: skip
+        visit.wait(2, 40)
+    return visit.rows
+
+
+def _start(rng: random.Random, now: dt.datetime, days: int) -> dt.datetime:
+    """A visit's start: more recent days are a little busier, weekdays more than weekends."""
+    while True:
+        age = rng.random() * days
+        if rng.random() > 1 - 0.35 * age / max(days, 1):
+            continue  # growth: older days are thinned out, up to 35%
+        day = (now - dt.timedelta(days=age)).date()
+        if rng.random() * 10 > WEEKDAY_WEIGHTS[day.weekday()]:
+            continue
+        hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
+        start = dt.datetime.combine(day, dt.time(hour)) + dt.timedelta(seconds=rng.random() * 3600)
+        if start < now - dt.timedelta(minutes=30):
+            return start
+
+
+def generate(
+    site_id: int, days: int, events: int, *, now: dt.datetime | None = None, seed: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield exactly `events` event rows spread over the last `days` days (none in the future)."""
+    rng = random.Random(seed)
+    now = now or utcnow()
+    made = 0
+    while made < events:
+        start = _start(rng, now, days)
+        visit = _legacy_visit if rng.random() < 0.06 else _tracker_visit
+        for row in visit(rng, site_id, start):
+            if row["occurred_at"] >= now:
+                break
+            yield row
+            made += 1
+            if made == events:
+                return
+
+
+def load(
+    site_id: int,
+    days: int,
+    events: int,
+    *,
+    seed: int | None = None,
+    now: dt.datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Generate and store demo events in batches of BATCH; return how many were stored."""
+    stored = 0
+    batch: list[dict[str, Any]] = []
+    for row in generate(site_id, days, events, now=now, seed=seed):
+        batch.append(row)
+        if len(batch) == BATCH:
+            stored += _write(batch, progress)
+            batch = []
+    if batch:
+        stored += _write(batch, progress)
+    return stored
+
+
+def _write(batch: list[dict[str, Any]], progress: Callable[[int], None] | None) -> int:
+    with db.engine.begin() as conn:
+        stored = insert_events(conn, batch)
+    if progress is not None:
+        progress(len(batch))
+    return stored
