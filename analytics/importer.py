@@ -162,7 +162,11 @@ def _unwrap(value: Any) -> Any:
                 if isinstance(inner, str) and inner.lstrip("-").isdigit():
                     inner = int(inner)
                 if isinstance(inner, int | float):
-                    return dt.datetime.fromtimestamp(inner / 1000, dt.UTC).replace(tzinfo=None)
+                    try:
+                        moment = dt.datetime.fromtimestamp(inner / 1000, dt.UTC)
+                    except (OverflowError, OSError, ValueError):
+                        return str(inner)  # rejected with a clear reason by _time
+                    return moment.replace(tzinfo=None)
                 return inner
         return {k: _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -369,8 +373,9 @@ def import_file(
             if reason is None:
                 try:
                     rows.append(convert(item, site_id, now))
-                except Rejected as exc:
-                    reason = str(exc)
+                except (Rejected, ValueError, TypeError) as exc:
+                    # A malformed line must not stop an import of millions.
+                    reason = str(exc) or type(exc).__name__
             if reason is not None:
                 data = item.data if item.data is not None and depth(item.data) < 32 else None
                 errors.append(

@@ -190,8 +190,9 @@ def test_get_benefits_counts_by_type_since_start_at(client):
     assert len(client.get("/benefits?start_at=2019-12-31T23:00:00Z").json) == 2
 
 
-def test_get_benefits_refuses_a_bad_start_at(client):
-    res = client.get("/benefits?start_at=yesterday")
+@pytest.mark.parametrize("value", ["yesterday", "2024-02-30", "0001-01-01T00:00:00+01:00"])
+def test_get_benefits_refuses_a_bad_start_at(client, value):
+    res = client.get("/benefits", query_string={"start_at": value})
     assert res.status_code == 400 and "start_at" in res.json["message"]
 
 

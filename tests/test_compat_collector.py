@@ -79,6 +79,7 @@ def test_a_zone_is_converted_to_utc(client, categories):
     [
         ({**PAGEVIEW, "category": "unknown"}, "Category not found"),
         ({**PAGEVIEW, "timestamp": "01/01/2021 9h"}, "invalid timestamp format"),
+        ({**PAGEVIEW, "timestamp": "0001-01-01T00:00:00+01:00"}, "invalid timestamp format"),
         ({k: v for k, v in PAGEVIEW.items() if k != "name"}, "name: Field required"),
         ({**PAGEVIEW, "data": "not an object"}, "data:"),
         ({**PAGEVIEW, "session_id": "s" * 65}, "session_id:"),
@@ -181,7 +182,8 @@ def _random_body(rng: random.Random, n: int) -> str:
         return rng.choice(["", "{", "null", "[]", '"x"', "NaN", "[" * 5000])
     if kind == 5:
         return json.dumps({**good, "data": {"a": "\x00\ud800", "deep": [[[[[[[[[[[1]]]]]]]]]]]}})
-    return json.dumps({**good, "timestamp": rng.choice(["9999-99-99", 1, "", "2021-13-01"])})
+    bad_times = ["9999-99-99", 1, "", "2021-13-01", "0001-01-01T00:00:00+01:00"]
+    return json.dumps({**good, "timestamp": rng.choice(bad_times)})
 
 
 def test_conservation_every_post_is_an_event_or_an_error(client, categories):

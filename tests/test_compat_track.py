@@ -103,6 +103,7 @@ def test_page_keeps_only_the_path(client):
         (payload(_v=0), ["body", "_v"], "greater_than"),
         (payload(order="first"), ["body", "order"], "int_parsing"),
         (payload(timestamp="yesterday"), ["body", "timestamp"], "value_error"),
+        (payload(timestamp="0001-01-01T00:00:00+01:00"), ["body", "timestamp"], "value_error"),
         ({k: v for k, v in payload().items() if k != "action"}, ["body", "action"], "missing"),
         ([payload()], ["body"], "model_type"),
     ],
@@ -176,7 +177,8 @@ def _random_body(rng: random.Random) -> str:
     if kind == 3:
         return rng.choice(["", "{", "null", "[]", "NaN", "[" * 5000, '{"_v": 1e999}'])
     if kind == 4:
-        return json.dumps(payload(timestamp=rng.choice([10**30, -(10**15), "", True, None])))
+        bad = [10**30, -(10**15), "", True, None, "9999-12-31T23:59:59-01:00"]
+        return json.dumps(payload(timestamp=rng.choice(bad)))
     return json.dumps(payload(server_context={"a": ["x" * 3000]}, page="\x00"))
 
 

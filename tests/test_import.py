@@ -179,3 +179,18 @@ def test_batches_and_progress(app, tmp_path):
     assert count(Event) == 1233 and count(EventError) == 1
     again = import_file(str(path), "recorder", site_id, batch_rows=5000)
     assert (again.imported, again.duplicates) == (0, 1233)
+
+
+def test_malformed_lines_are_rejected_not_fatal(app, tmp_path):
+    path = tmp_path / "odd.jsonl"
+    odd = [
+        {"_id": {"$oid": "zzzzzzzz0000000000000000"}, "hash_id": "h", "benefit_id": "b"},
+        {"_id": "x", "created_at": {"$date": {"$numberLong": "99999999999999999999"}}},
+        {"created_at": "0001-01-01T00:00:00+01:00", "hash_id": "h"},
+        [1, 2],
+    ]
+    path.write_text("\n".join(json.dumps(o) for o in odd) + "\n")
+    site_id, _ = site_for_import(app, "recorder", None)
+    result = import_file(str(path), "recorder", site_id)
+    assert (result.imported, result.rejected) == (0, 4)
+    assert count(EventError) == 4

@@ -7,6 +7,7 @@ what they share: the reply value, strict JSON parsing, and making any payload st
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -40,6 +41,20 @@ def parse_json(body: bytes | str) -> Any:
         raise ValueError("JSON nested too deeply") from exc
     except UnicodeDecodeError as exc:
         raise ValueError("body is not UTF-8 text") from exc
+
+
+def parse_iso(value: str) -> dt.datetime:
+    """ISO 8601 with a T or a space (zone-less is UTC) -> naive UTC; ValueError otherwise."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+            raise ValueError("date out of range") from exc
+    return moment
 
 
 def depth(value: Any, limit: int = MAX_STORED_DEPTH) -> int:

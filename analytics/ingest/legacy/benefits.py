@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Event, utcnow
 from ..writer import event_row, record_errors, store_events
-from . import Reply, depth, parse_json, rejection, scrub, summary
+from . import Reply, depth, parse_iso, parse_json, rejection, scrub, summary
 from .site import legacy_site_id
 
 ENDPOINT = "/benefits"
@@ -231,16 +231,10 @@ def parse_start(value: str | None) -> dt.datetime | None:
     """`start_at` as a date or ISO date-time (zone-less is UTC) -> naive UTC; None when absent."""
     if value is None or value.strip() == "":
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return parse_iso(value)
     except ValueError as exc:
         raise ValueError(f"start_at is not a date: {value[:64]!r}") from exc
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
 
 
 def events_by_benefit(site_id: int, start_at: dt.datetime | None) -> list[dict[str, Any]]:

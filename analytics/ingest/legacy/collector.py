@@ -36,7 +36,7 @@ from ...extensions import db
 from ...models import Category, utcnow
 from ..visitor import visitor_id
 from ..writer import event_row, insert_events, record_errors
-from . import Reply, depth, parse_json, rejection, scrub, summary
+from . import Reply, depth, parse_iso, parse_json, rejection, scrub, summary
 from .site import legacy_site_id
 
 ENDPOINT = "/collector"
@@ -49,19 +49,13 @@ Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 def parse_collector_time(value: str) -> dt.datetime:
     """ISO 8601 with a space or a T; a time without a zone is UTC. Returns naive UTC."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return parse_iso(value)
     except ValueError as exc:
         raise ValueError(
             f"invalid timestamp format {value[:64]!r}: expected ISO 8601, "
             "e.g. 2021-01-01 09:15:27.243860"
         ) from exc
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
 
 
 class CollectorEvent(BaseModel):

@@ -31,7 +31,7 @@ from ...models import utcnow
 from ..useragent import parse_agent
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
-from . import Reply, depth, parse_json, rejection, scrub
+from . import Reply, depth, parse_iso, parse_json, rejection, scrub
 from .site import legacy_site_id
 
 ENDPOINT = "/track"
@@ -55,16 +55,10 @@ def parse_track_time(value: Any) -> dt.datetime:
         except (OverflowError, OSError, ValueError) as exc:
             raise ValueError("epoch time out of range") from exc
     if isinstance(value, str) and len(value) <= 64:
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
         try:
-            moment = dt.datetime.fromisoformat(text)
+            return parse_iso(value)
         except ValueError as exc:
-            raise ValueError("invalid datetime format") from exc
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-        return moment
+            raise ValueError(f"invalid datetime: {exc}") from exc
     raise ValueError("must be an ISO 8601 string or an epoch number")
 
 
