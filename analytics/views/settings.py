@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from ..auth import admin_required
 from ..categories import add_category, remove_category
 from ..extensions import db
+from ..filters import parse_filters
 from ..ingest.sites import forget_sites
 from ..models import ROLES, Category, Site, User
 from ..sites import (
@@ -68,7 +69,9 @@ def index() -> str:
     sites = list(db.session.execute(select(Site).order_by(Site.name, Site.id)).scalars())
     return render_template(
         "settings/index.html",
-        filters=None,
+        # The nav keeps the site and period the admin came from; no filter bar on this page.
+        filters=parse_filters(request.args, sites) if sites else None,
+        hide_filter_bar=True,
         sites=sites,
         site_rows=[
             {"site": s, "tag": script_tag(s, request.host_url), "share": share_url(s)}
