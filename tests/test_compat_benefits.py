@@ -305,3 +305,18 @@ def test_openapi_describes_the_compatible_endpoints(client):
     assert (
         "_v" in schemas["TrackIn"]["properties"] and "data" in schemas["CollectorEvent"]["required"]
     )
+
+
+def test_readme_curl_batch_over_real_http(live_server):
+    import requests
+
+    res = requests.post(
+        f"{live_server}/benefits",
+        data=json.dumps(README_BATCH).encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert (res.status_code, res.json()) == (200, {"response": "Record created"})
+    assert count(Event) == 2
+    stats = requests.get(f"{live_server}/statistics", timeout=10).json()
+    assert sorted(s["benefit"] for s in stats) == ["Livret d’épargne populaire", "RSA"]

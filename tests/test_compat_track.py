@@ -189,3 +189,17 @@ def test_conservation_every_post_is_an_event_or_an_error(client):
         res = post(client, _random_body(rng), **{"User-Agent": FIREFOX})
         assert res.status_code in (200, 422), res.data
     assert count(Event) + count(EventError) == n
+
+
+def test_no_user_agent_over_real_http(live_server):
+    import requests
+
+    res = requests.post(
+        f"{live_server}/track",
+        data=json.dumps(payload()),
+        headers={"Content-Type": "application/json", "User-Agent": None},
+        timeout=10,
+    )
+    assert res.status_code == 200 and res.text.strip() == "null"
+    [event] = stored()
+    assert event.browser is None and event.name == "load"

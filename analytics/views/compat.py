@@ -19,14 +19,23 @@ from ..openapi import EXTRA_OPERATIONS
 bp = Blueprint("compat", __name__)
 
 
-def route(path: str, methods: list[str], **options: Any) -> Callable:
-    """Register a view on `path` and `path/` (the old clients use both spellings)."""
+def route(paths: str | tuple[str, ...], methods: list[str]) -> Callable:
+    """Register a view on each path, with and without a trailing slash (old clients use both).
+
+    OPTIONS is answered only where a view says so (CORS preflights), so a 405 lists just the
+    methods a contract has.
+    """
 
     def register(view: Callable) -> Callable:
-        for rule, suffix in ((path, ""), (path + "/", "_slash")):
-            bp.add_url_rule(
-                rule, endpoint=view.__name__ + suffix, view_func=view, methods=methods, **options
-            )
+        for path in (paths,) if isinstance(paths, str) else paths:
+            for rule in (path, path + "/"):
+                bp.add_url_rule(
+                    rule,
+                    endpoint=view.__name__ + rule.replace("/", "_"),
+                    view_func=view,
+                    methods=methods,
+                    provide_automatic_options=False,
+                )
         return view
 
     return register
@@ -50,7 +59,7 @@ def _recorder_cors(response: Response) -> Response:
     return response
 
 
-@route("/benefits", ["OPTIONS"], provide_automatic_options=False)
+@route(("/benefits", "/statistics"), ["OPTIONS"])
 def recorder_preflight() -> Response:
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -59,23 +68,7 @@ def recorder_preflight() -> Response:
     return _recorder_cors(response)
 
 
-bp.add_url_rule(
-    "/statistics",
-    endpoint="statistics_preflight",
-    view_func=recorder_preflight,
-    methods=["OPTIONS"],
-    provide_automatic_options=False,
-)
-bp.add_url_rule(
-    "/statistics/",
-    endpoint="statistics_preflight_slash",
-    view_func=recorder_preflight,
-    methods=["OPTIONS"],
-    provide_automatic_options=False,
-)
-
-
-@route("/benefits", ["POST"], provide_automatic_options=False)
+@route("/benefits", ["POST"])
 def benefits_post() -> Response:
     """Store one record or a batch, all or nothing."""
     try:
@@ -86,7 +79,7 @@ def benefits_post() -> Response:
     return _recorder_cors(_send(reply))
 
 
-@route("/benefits", ["GET"], provide_automatic_options=False)
+@route("/benefits", ["GET"])
 def benefits_get() -> Response:
     """Event counts per benefit and event type since `start_at`."""
     try:
@@ -97,7 +90,7 @@ def benefits_get() -> Response:
     return _recorder_cors(_send(Reply(200, rows)))
 
 
-@route("/statistics", ["GET"], provide_automatic_options=False)
+@route("/statistics", ["GET"])
 def statistics() -> Response:
     """Counts per benefit, event type, page size and position (current version only)."""
     return _recorder_cors(_send(Reply(200, benefits.statistics(legacy_site_id(current_app)))))
@@ -116,7 +109,7 @@ def _collector_cors(response: Response) -> Response:
     return response
 
 
-@route("/collector", ["OPTIONS"], provide_automatic_options=False)
+@route("/collector", ["OPTIONS"])
 def collector_preflight() -> Response:
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "POST"
@@ -125,14 +118,14 @@ def collector_preflight() -> Response:
     return _collector_cors(response)
 
 
-@route("/collector", ["GET", "PUT", "PATCH", "DELETE"], provide_automatic_options=False)
+@route("/collector", ["GET", "PUT", "PATCH", "DELETE"])
 def collector_other() -> Response:
     """Only POST sends events (the old service said 405 too)."""
     reply = Reply(405, {"error": "method not allowed: send events with POST"}, {"Allow": "POST"})
     return _send(reply)
 
 
-@route("/collector", ["POST"], provide_automatic_options=False)
+@route("/collector", ["POST"])
 def collector_post() -> Response:
     """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
     limit = current_app.config["MAX_BODY_BYTES"]
@@ -158,7 +151,7 @@ def _any_origin(response: Response) -> Response:
     return response
 
 
-@route("/track", ["OPTIONS"], provide_automatic_options=False)
+@route("/track", ["OPTIONS"])
 def track_preflight() -> Response:
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
@@ -169,7 +162,7 @@ def track_preflight() -> Response:
     return _any_origin(response)
 
 
-@route("/track", ["POST"], provide_automatic_options=False)
+@route("/track", ["POST"])
 def track_post() -> Response:
     """`200 null` once stored; `422 {"detail": [...]}` naming each bad field."""
     limit = current_app.config["MAX_BODY_BYTES"]
