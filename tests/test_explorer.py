@@ -161,6 +161,8 @@ def test_pages_without_any_site_explain_how_to_create_one(client):
         response = client.get(path)
         assert response.status_code == 200
         assert "No site to show yet" in response.get_data(as_text=True)
+    for path in ("/export/events.csv", "/export/errors.csv"):
+        assert client.get(path).status_code == 404
 
 
 def test_errors_page_lists_rejections_escaped_and_filters_by_endpoint(client, site, make_site):

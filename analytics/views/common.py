@@ -24,6 +24,8 @@ def current_filters() -> Filters:
         return g.filters
     sites = visible_sites()
     if not sites:
+        if request.path.endswith(".csv"):
+            abort(404, "There is no site yet, so nothing to download.")
         abort(make_response(render_template("no_sites.html", filters=None, sites=[])))
     filters = parse_filters(request.args, sites)
     if current_user.is_authenticated and filters.share:

@@ -19,7 +19,7 @@ def as_json(value: Any) -> str:
     """Props and payloads as readable JSON text (escaped by the template like any other value)."""
     if value is None:
         return ""
-    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 @bp.get("/events")
