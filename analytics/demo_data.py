@@ -65,6 +65,10 @@ NEXT_PAGES = {
 }
 BENEFITS = ["rsa", "apl", "prime-activite", "als", "aah", "css", "ars", "paje", "asf", "cmg",
             "bourse-lycee", "aspa", "pass-sport", "cheque-energie"]  # fmt: skip
+# How strongly each benefit draws clicks and how often it ranks high (the same on every run).
+APPEAL = {
+    item: 0.55 + 0.9 * ((i * 5) % len(BENEFITS)) / len(BENEFITS) for i, item in enumerate(BENEFITS)
+}
 ACTION_TYPES = [t for t in EVENT_TYPES if t not in ("show", "showDetails")]
 HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 7, 6, 5, 3, 2]
 WEEKDAY_WEIGHTS = [10, 10, 10, 9, 8, 5, 4]  # Monday .. Sunday
@@ -109,7 +113,8 @@ def _results_list(visit: _Visit, path: str) -> str | None:
     """Impressions, clicks and benefits records for one results page; returns the opened item."""
     rng = visit.rng
     size = rng.randint(6, 12)
-    shown = rng.sample(BENEFITS, size)
+    # A weighted shuffle: more appealing benefits tend to be ranked higher.
+    shown = sorted(BENEFITS, key=lambda b: -(rng.random() ** (1 / APPEAL[b])))[:size]
     seen = size if rng.random() < 0.5 else rng.randint(3, size)  # the rest stayed below the fold
     recorder = rng.random() < 0.6  # the benefits simulator records these pages too
     for position, item in enumerate(shown[:seen], start=1):
@@ -119,7 +124,7 @@ def _results_list(visit: _Visit, path: str) -> str | None:
             visit.add("show", source="benefits", session_id=None, **fields)
     # Lower positions are opened more: about 30% at the top, falling with the position.
     for position, item in enumerate(shown[:seen], start=1):
-        if rng.random() < 0.30 / position**0.75:
+        if rng.random() < 0.30 * APPEAL[item] / position**0.75:
             fields = {"item_id": item, "item_position": position, "list_size": size}
             visit.wait(4, 40)
             visit.add("item_click", path=path, category="results", **fields)

@@ -20,8 +20,8 @@ SUMMARY_METRICS = {
     "visitors": "Visitors",
     "visits": "Visits",
     "pageviews": "Page views",
-    "bounce_rate": "Bounce rate (%)",
-    "avg_visit_seconds": "Average visit (s)",
+    "bounce_rate": "Bounce rate",
+    "avg_visit_seconds": "Average visit",
 }
 
 
