@@ -26,6 +26,12 @@ from analytics.extensions import db
 from analytics.models import Site
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The server drops bot user agents, and headless Chromium names itself HeadlessChrome. A context's
+# user_agent does not reach beacons sent while a page unloads, so the browser itself gets this one.
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
 
 
 def _required(name: str) -> bool:
@@ -184,6 +190,7 @@ def browser():
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                f"--user-agent={DESKTOP_CHROME}",
             ],
         )
         yield browser
