@@ -31,11 +31,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .extensions import db
-from .ingest.legacy import depth, parse_json, rejection, scrub, summary
+from .ingest.legacy import rejection, summary
 from .ingest.legacy.benefits import BenefitRecord, record_row
 from .ingest.legacy.collector import CollectorEvent, event_from
 from .ingest.legacy.site import legacy_site_id
 from .ingest.legacy.track import TrackIn, parse_track_time, track_row
+from .ingest.payload import depth, parse_json, scrub
 from .ingest.schema import EventIn
 from .ingest.writer import EVENT_COLUMNS, event_row, insert_events, record_errors
 from .models import Site, utcnow

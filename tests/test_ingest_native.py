@@ -287,3 +287,38 @@ def test_write_survives_a_dropped_database_connection(client, site, database_url
         names = conn.execute(sa.text("SELECT name FROM events ORDER BY name")).scalars().all()
     killer.dispose()
     assert names == ["after", "before"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000,
+        b'{"site": "x", "name": NaN}',
+        b'{"site": "x", "name": "pv", "ts": "0001-01-01T00:00:00+01:00"}',
+    ],
+)
+def test_hostile_bodies_get_a_4xx_never_a_500(client, site, body):
+    res = post(client, body)
+    assert res.status_code == 400, res.json
+    assert count(EventError) == 1
+
+
+def test_nul_characters_are_stored_safely(client, site):
+    res = post(client, {"site": site.public_id, "name": "a\x00b", "props": {"k\x00": "v\x00"}})
+    assert res.status_code == 202
+    [event] = stored()
+    assert event.name == "a\ufffdb" and event.props == {"k\ufffd": "v\ufffd"}
+
+
+def test_store_events_batch_without_rejections(app, site):
+    from analytics.ingest.writer import event_row, store_events
+
+    rows = [event_row(site_id=site.id, source="api", name=f"n{i}") for i in range(3)]
+    assert store_events(rows) == 3
+
+
+def test_unparsable_body_with_nul_is_recorded(client, site):
+    res = post(client, b"\x00garbage\x00")
+    assert res.status_code == 400
+    [error] = errors()
+    assert error.raw_body == "\ufffdgarbage\ufffd" and error.body_size == 9

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +11,7 @@ from flask import current_app
 from pydantic import ValidationError
 
 from ..models import utcnow
+from .payload import field_errors, parse_json, scrub
 from .request import RequestMeta
 from .schema import EventIn
 from .sites import SiteRef, find_site
@@ -33,13 +33,8 @@ class Outcome:
 
 
 def describe(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors -> [{"field": "item.position", "message": "..."}], short and readable."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "(event)"
-        msg = err["msg"].removeprefix("Value error, ")
-        out.append({"field": loc, "message": msg})
-    return out
+    """Pydantic errors -> [{"field": "item.position", "message": "..."}]."""
+    return [{"field": loc, "message": msg} for loc, msg in field_errors(exc)]
 
 
 def _page_fields(event: EventIn) -> dict[str, Any]:
@@ -101,7 +96,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     if parse_agent(meta.user_agent).is_bot:
         return Outcome(202, {"accepted": 0, "stored": False, "reason": "bot user agent ignored"})
     try:
-        data = json.loads(body)
+        data = scrub(parse_json(body))
     except ValueError as exc:
         reason = f"body is not valid JSON: {exc}"
         record_errors([error_row(ENDPOINT, reason, raw=body)])

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from .payload import parse_iso
+
 MAX_PROPS = 32
 MAX_PROPS_DEPTH = 3
 MAX_PROPS_BYTES = 4096
@@ -45,16 +47,10 @@ def parse_timestamp(value: Any) -> dt.datetime:
             raise ValueError("epoch milliseconds out of range") from exc
         return moment.replace(tzinfo=None)
     if isinstance(value, str) and len(value) <= 40:
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
         try:
-            moment = dt.datetime.fromisoformat(text)
+            return parse_iso(value)
         except ValueError as exc:
             raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from exc
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-        return moment
     raise ValueError("must be an ISO 8601 string or epoch milliseconds")
 
 

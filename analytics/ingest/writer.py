@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Event, EventError, new_event_id, utcnow
+from .payload import MAX_STORED_DEPTH, clean_text, depth, scrub
 
 RAW_BODY_CAP = 8 * 1024  # bytes of an unparsable body kept for the operator to read
 
@@ -106,7 +107,7 @@ def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None
             if errors or len(rows) > 1:
                 with db.engine.begin() as conn:
                     stored = insert_events(conn, rows)
-                    record_errors(errors, conn)
+                    record_errors(errors or [], conn)
                 return stored
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 return insert_events(conn, rows)
@@ -125,15 +126,25 @@ def error_row(
     body_size: int | None = None,
     site_id: int | None = None,
 ) -> dict[str, Any]:
-    """Build an `event_errors` row; keep the parsed payload when there is one, else raw text."""
+    """Build an `event_errors` row that any database accepts, whatever was sent.
+
+    The parsed payload is kept when there is one (cleaned of what databases refuse); a payload
+    nested too deeply to store as JSON, or an unparsable body, is kept as text, capped, with the
+    full size beside it.
+    """
+    if payload is not None:
+        payload = scrub(payload)
+        if depth(payload) > MAX_STORED_DEPTH:
+            raw, payload = (raw if raw is not None else str(payload)), None
     raw_text = None
-    if payload is None and raw is not None:
+    if raw is not None:
         if isinstance(raw, bytes):
             size = len(raw)
             raw_text = raw[:RAW_BODY_CAP].decode("utf-8", errors="replace")
         else:
-            size = len(raw.encode())
+            size = len(raw.encode("utf-8", "replace"))
             raw_text = raw[:RAW_BODY_CAP]
+        raw_text = clean_text(raw_text)
         body_size = body_size if body_size is not None else size
     elif body_size is None:
         body_size = len(json.dumps(payload, default=str)) if payload is not None else 0
@@ -141,9 +152,9 @@ def error_row(
         "received_at": utcnow(),
         "endpoint": endpoint[:64],
         "site_id": site_id,
-        "reason": reason,
+        "reason": clean_text(reason),
         "payload": payload,
-        "raw_body": raw_text,
+        "raw_body": None if payload is not None else raw_text,
         "body_size": body_size,
     }
 

@@ -32,8 +32,9 @@ from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import Event, utcnow
+from ..payload import depth, parse_iso, parse_json, scrub
 from ..writer import event_row, record_errors, store_events
-from . import Reply, depth, parse_iso, parse_json, rejection, scrub, summary
+from . import Reply, rejection, summary
 from .site import legacy_site_id
 
 ENDPOINT = "/benefits"

@@ -34,9 +34,10 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Category, utcnow
+from ..payload import depth, parse_iso, parse_json, scrub
 from ..visitor import visitor_id
 from ..writer import event_row, insert_events, record_errors
-from . import Reply, depth, parse_iso, parse_json, rejection, scrub, summary
+from . import Reply, rejection, summary
 from .site import legacy_site_id
 
 ENDPOINT = "/collector"

@@ -28,10 +28,11 @@ from pydantic import (
 )
 
 from ...models import utcnow
+from ..payload import depth, parse_iso, parse_json, scrub
 from ..useragent import parse_agent
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
-from . import Reply, depth, parse_iso, parse_json, rejection, scrub
+from . import Reply, rejection
 from .site import legacy_site_id
 
 ENDPOINT = "/track"

@@ -1,0 +1,88 @@
+"""Turning request bytes into storable JSON values: strict parsing, time parsing, cleaning.
+
+Shared by every ingest endpoint, so that no body, however odd, reaches the database in a form it
+refuses (PostgreSQL rejects NUL in text and JSON; no driver encodes a lone surrogate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+from pydantic import ValidationError
+
+MAX_STORED_DEPTH = 32  # deeper payloads are kept as raw text in event_errors
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Parse strict JSON (no NaN/Infinity); raise ValueError with a readable message otherwise."""
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError("body is not UTF-8 text") from exc
+
+
+def parse_iso(value: str) -> dt.datetime:
+    """ISO 8601 with a T or a space (zone-less is UTC) -> naive UTC; ValueError otherwise."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+            raise ValueError("date out of range") from exc
+    return moment
+
+
+def depth(value: Any, limit: int = MAX_STORED_DEPTH) -> int:
+    """Nesting depth of a JSON value, counting no further than limit + 1."""
+    if limit < 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
+def clean_text(text: str) -> str:
+    """Replace what no database stores: NUL characters and lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def scrub(value: Any) -> Any:
+    """Make a parsed JSON value storable on both databases (NUL, lone surrogates, infinities)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def field_errors(exc: ValidationError, whole: str = "(event)") -> list[tuple[str, str]]:
+    """Pydantic errors as (field path, message) pairs, short and readable."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"]) or whole
+        out.append((loc, err["msg"].removeprefix("Value error, ")))
+    return out
