@@ -34,6 +34,8 @@ def safe_filename(name: str, default: str = "export.csv") -> str:
 
 def cell(value: Any) -> Any:
     """One value as a CSV cell: None/NaN empty, times ISO 8601, JSON for structures, guarded."""
+    if value.__class__ is str:  # the common case first: this runs for every cell of every row
+        return _guard(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -52,7 +54,11 @@ def cell(value: Any) -> Any:
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
     if value is pd.NaT or value is pd.NA:
         return ""
-    text = str(value)
+    return _guard(str(value))
+
+
+def _guard(text: str) -> str:
+    """Defuse a would-be spreadsheet formula; leave plain numbers alone."""
     if text.startswith(FORMULA_STARTS) and not NUMBER.match(text):
         return "'" + text
     return text

@@ -164,9 +164,12 @@ def parse_filters(
         period = DEFAULT_PERIOD if period == "custom" else period
         start, end = preset_range(period, site, now, earliest)
     else:
-        all_start, today_end = preset_range("all", site, now, earliest)
-        start = dt.datetime.combine(start_day, dt.time()) if start_day else all_start
-        end = dt.datetime.combine(end_day, dt.time()) + DAY if end_day else today_end
+        start = (
+            dt.datetime.combine(start_day, dt.time())
+            if start_day
+            else preset_range("all", site, now, earliest)[0]
+        )
+        end = dt.datetime.combine(end_day, dt.time()) + DAY if end_day else _midnight(now) + DAY
         if end <= start:  # reversed dates: take them the right way round
             start, end = end - DAY, start + DAY
         if period != "custom" and (start, end) != preset_range(period, site, now, earliest):

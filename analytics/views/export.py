@@ -42,7 +42,7 @@ def _name(kind: str, filters: Filters) -> str:
 def events_csv() -> Response:
     """`site`, `period` or `start`/`end`, and `source`, `name`, `category`, `session`, `path`."""
     filters = current_filters()
-    stmt = events_select(filters).order_by(None).order_by("occurred_at", "id")
+    stmt = events_select(filters, json_as_text=True).order_by(None).order_by("occurred_at", "id")
     return _stream(stmt, EVENT_COLUMNS, _name("events", filters))
 
 
@@ -52,5 +52,9 @@ def errors_csv() -> Response:
     """`site`, `period` or `start`/`end`, and `endpoint`."""
     filters = current_filters()
     endpoint = (request.args.get("endpoint") or "").strip()[:64] or None
-    stmt = errors_select(filters, endpoint).order_by(None).order_by("received_at", "id")
+    stmt = (
+        errors_select(filters, endpoint, json_as_text=True)
+        .order_by(None)
+        .order_by("received_at", "id")
+    )
     return _stream(stmt, ERROR_COLUMNS, _name("errors", filters))
