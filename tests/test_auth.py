@@ -263,3 +263,16 @@ def test_session_cookie_is_httponly_and_lax(client):
     response = client.post("/login", data={"email": "admin@example.org", "password": PASSWORD})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_share_visitor_sees_one_site_and_only_the_read_only_pages(client, shared, make_site):
+    site, token = shared
+    make_site("Secret other site")
+    response = client.get(f"/overview?site={site.public_id}&share={token}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Secret other site" not in page  # the site select holds the shared site only
+    assert f'href="/actions?site={site.public_id}&amp;period=30d&amp;share={token}"' in page
+    for hidden in ('href="/events', 'href="/errors', 'href="/settings', "Log out"):
+        assert hidden not in page
+    assert client.post(f"/overview?site={site.public_id}&share={token}").status_code in (403, 405)
