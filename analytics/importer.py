@@ -22,7 +22,6 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from flask import Flask
 from psycopg.types.json import Jsonb
@@ -36,6 +35,7 @@ from .ingest.legacy.benefits import BenefitRecord, record_row
 from .ingest.legacy.collector import CollectorEvent, event_from
 from .ingest.legacy.site import legacy_site_id
 from .ingest.legacy.track import TrackIn, parse_track_time, track_row
+from .ingest.native import page_fields
 from .ingest.payload import depth, parse_json, scrub
 from .ingest.schema import EventIn
 from .ingest.writer import EVENT_COLUMNS, event_row, insert_events, record_errors
@@ -258,14 +258,6 @@ def _collector(item: Item, site_id: int, now: dt.datetime) -> dict[str, Any]:
     return event_from(event, site_id, received_at=_time(created, "created_at") if created else now)
 
 
-def _page(url: str | None, path: str | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"path": path}
-    if url:
-        parts = urlsplit(url)
-        fields["path"] = (parts.path or "/")[:1024]
-    return fields
-
-
 def _events(item: Item, site_id: int, now: dt.datetime, public_id: str) -> dict[str, Any]:
     data = item.data
     if not isinstance(data, dict):
@@ -279,10 +271,6 @@ def _events(item: Item, site_id: int, now: dt.datetime, public_id: str) -> dict[
     except ValidationError as exc:
         raise Rejected(summary(exc)) from exc
     item_ = event.item
-    referrer = None
-    if event.referrer:
-        ref = urlsplit(event.referrer)
-        referrer = f"{ref.scheme}://{ref.netloc}{ref.path}"[:1024] if ref.netloc else None
     return event_row(
         site_id=site_id,
         source="import",
@@ -291,13 +279,12 @@ def _events(item: Item, site_id: int, now: dt.datetime, public_id: str) -> dict[
         occurred_at=event.ts,
         received_at=event.ts,
         session_id=event.session,
-        referrer=referrer,
         item_id=item_.id if item_ else None,
         item_position=item_.position if item_ else None,
         list_size=item_.list_size if item_ else None,
         dedupe_key=event.eid or _key("events", item.text)[:64],
         props=scrub(event.props) or None,
-        **_page(event.url, event.path),
+        **page_fields(event),
     )
 
 

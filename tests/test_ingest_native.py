@@ -322,3 +322,11 @@ def test_unparsable_body_with_nul_is_recorded(client, site):
     assert res.status_code == 400
     [error] = errors()
     assert error.raw_body == "\ufffdgarbage\ufffd" and error.body_size == 9
+
+
+def test_longest_allowed_urls_fit_their_columns(client, site):
+    long = "https://ref.example/" + "p" * 2000
+    res = post(client, {"site": site.public_id, "name": "pv", "url": long, "referrer": long})
+    assert res.status_code == 202
+    [event] = stored()
+    assert len(event.referrer) == 1024 and len(event.path) == 1024

@@ -37,7 +37,7 @@ def describe(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": loc, "message": msg} for loc, msg in field_errors(exc)]
 
 
-def _page_fields(event: EventIn) -> dict[str, Any]:
+def page_fields(event: EventIn) -> dict[str, Any]:
     """Keep the path and utm_* of a URL; drop its query otherwise (it may hold personal data)."""
     fields: dict[str, Any] = {"path": event.path}
     if event.url:
@@ -49,7 +49,7 @@ def _page_fields(event: EventIn) -> dict[str, Any]:
                 fields[key] = query[key][0][:100]
     if event.referrer:
         ref = urlsplit(event.referrer)
-        fields["referrer"] = f"{ref.scheme}://{ref.netloc}{ref.path}" if ref.netloc else None
+        fields["referrer"] = f"{ref.scheme}://{ref.netloc}{ref.path}"[:1024] if ref.netloc else None
     return fields
 
 
@@ -78,7 +78,7 @@ def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> 
         list_size=item.list_size if item else None,
         dedupe_key=event.eid,
         props=props or None,
-        **_page_fields(event),
+        **page_fields(event),
     )
 
 
