@@ -7,7 +7,7 @@
  * text/plain (no CORS preflight). Every event carries
  *   {site, name, url, referrer, session, eid, ts, screen, lang} and, by kind:
  *   pageview     on load and on single-page-app navigation (pushState, replaceState, popstate)
- *   NAME         a click on an element with data-track="NAME"; its data-track-* attributes are props
+ *   NAME         a click on an element with data-track="NAME", its data-track-* attributes as props
  *   outbound     a click on a link to another host: props.url
  *   download     a click on a link to a file (by extension, or a download attribute): props.url
  *   scroll       props.depth 25, 50, 75, 100: each once per page view
@@ -75,7 +75,7 @@ try {
           if (response.status > 499) throw 0;
         })
         .catch(function () {
-          if (!retried) setTimeout(send, 5000, batch, 0, 1);
+          if (!retried) setTimeout(safe(send), 5000, batch, 0, 1);
         });
     }
 
@@ -113,7 +113,9 @@ try {
     }
 
     // Custom events. A window.analytics that another product defined is left alone.
-    var off = !site || (enabled("respect-dnt") && (navigator.doNotTrack == "1" || navigator.globalPrivacyControl));
+    var off =
+      !site ||
+      (enabled("respect-dnt") && (navigator.doNotTrack == "1" || navigator.globalPrivacyControl));
     window.analytics = window.analytics || { track: off ? function () {} : safe(track) };
     if (off) return;
 
@@ -157,60 +159,48 @@ try {
       );
     }
 
-    on(
-      document,
-      "click",
-      function (event) {
-        var target = event.target;
-        var tagged = enabled("clicks") && target.closest("[data-track]");
-        var item = enabled("lists") && target.closest("[data-track-list] [data-track-item]");
-        var link = target.closest("a[href]");
-        var props = {};
-        if (tagged) {
-          // data-track-* attributes become the click's properties.
-          Array.from(tagged.attributes).forEach(function (attribute) {
-            var key = /^data-track-(.+)/.exec(attribute.name);
-            if (key) props[key[1]] = attribute.value;
-          });
-          track(tagged.getAttribute("data-track"), props);
-        }
-        if (item) trackItem("item_click", item);
-        if (link && /^http/.test(link.protocol)) {
-          props = { url: link.href };
-          if (/\.(pdf|zip|gz|dmg|exe|apk|csv|xlsx?|docx?|pptx?|txt|mp[34])$/i.test(link.pathname)) {
-            if (enabled("downloads")) track("download", props);
-          } else if (link.host != location.host && enabled("outbound")) {
-            track("outbound", props);
-          }
+    on(document, "click", function (event) {
+      var target = event.target;
+      var tagged = enabled("clicks") && target.closest("[data-track]");
+      var item = enabled("lists") && target.closest("[data-track-list] [data-track-item]");
+      var link = target.closest("a[href]");
+      var props = {};
+      if (tagged) {
+        // data-track-* attributes become the click's properties.
+        Array.from(tagged.attributes).forEach(function (attribute) {
+          var key = /^data-track-(.+)/.exec(attribute.name);
+          if (key) props[key[1]] = attribute.value;
+        });
+        track(tagged.getAttribute("data-track"), props);
+      }
+      if (item) trackItem("item_click", item);
+      if (link && /^http/.test(link.protocol)) {
+        props = { url: link.href };
+        if (/\.(pdf|zip|gz|dmg|exe|apk|csv|xlsx?|docx?|pptx?|txt|mp[34])$/i.test(link.pathname)) {
+          if (enabled("downloads")) track("download", props);
+        } else if (link.host != location.host && enabled("outbound")) {
+          track("outbound", props);
         }
       }
-    );
+    });
 
     if (enabled("forms")) {
-      on(
-        document,
-        "submit",
-        function (event) {
-          var form = event.target;
-          track("form_submit", { form: form.getAttribute("id") || form.getAttribute("name") });
-        }
-      );
+      on(document, "submit", function (event) {
+        var form = event.target;
+        track("form_submit", { form: form.getAttribute("id") || form.getAttribute("name") });
+      });
     }
 
     if (enabled("scroll")) {
-      on(
-        window,
-        "scroll",
-        function () {
-          var depth = (100 * (scrollY + innerHeight + 1)) / document.documentElement.scrollHeight;
-          [25, 50, 75, 100].forEach(function (milestone) {
-            if (depth >= milestone && !reached[milestone]) {
-              reached[milestone] = 1;
-              track("scroll", { depth: milestone });
-            }
-          });
-        }
-      );
+      on(window, "scroll", function () {
+        var depth = (100 * (scrollY + innerHeight + 1)) / document.documentElement.scrollHeight;
+        [25, 50, 75, 100].forEach(function (milestone) {
+          if (depth >= milestone && !reached[milestone]) {
+            reached[milestone] = 1;
+            track("scroll", { depth: milestone });
+          }
+        });
+      });
     }
 
     // Impressions: each tagged item, including those rendered later, is watched until it has
