@@ -6,8 +6,8 @@
   logged-in user only; share links never open them.
 - `admin_required`: settings.
 Without access, pages redirect to the login page (or to /setup while no user exists yet) and CSV
-downloads answer 401. Unsafe methods behind any of them are CSRF-checked. Each marks its view
-with `access` ("dashboard", "login" or "admin") so tests can find every protected route.
+downloads answer 401. Each marks its view with `access` ("dashboard", "login" or "admin") so tests
+can find every protected route.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Site, User
-from .security import protect_form
 from .users import user_count
 
 login_manager = LoginManager()
@@ -122,7 +121,6 @@ def login_required(view: View) -> View:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return _refuse()
-        protect_form()
         return view(*args, **kwargs)
 
     wrapped.access = "login"  # type: ignore[attr-defined]
@@ -139,7 +137,6 @@ def dashboard_access(view: View) -> View:
                 return _refuse()
             if request.method not in ("GET", "HEAD"):
                 abort(403, "A share link is read-only.")
-        protect_form()
         return view(*args, **kwargs)
 
     wrapped.access = "dashboard"  # type: ignore[attr-defined]
@@ -155,7 +152,6 @@ def admin_required(view: View) -> View:
             return _refuse()
         if not current_user.is_admin:
             abort(403, "Only an admin can change settings.")
-        protect_form()
         return view(*args, **kwargs)
 
     wrapped.access = "admin"  # type: ignore[attr-defined]

@@ -246,6 +246,10 @@ def test_forms_refuse_a_post_without_csrf_token(csrf_app):
     site = create_site("Ingest")
     accepted = client.post("/api/events", json={"site": site.public_id, "name": "signup"})
     assert accepted.status_code == 202
+    record = {"benefit_id": "rsa", "hash_id": "h", "benefit_index": 1, "page_total": 2}
+    assert client.post("/benefits", json=record).status_code == 200
+    assert client.post("/collector", json={"session_id": "s"}).status_code == 200
+    assert client.post("/track", json={}).status_code == 422  # validated, not CSRF-refused
 
 
 def test_security_headers_on_html_pages(client):

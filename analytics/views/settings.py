@@ -1,6 +1,6 @@
 """Settings (admins only): sites and their share links, collector categories, users.
 
-Every change is a POST (CSRF-checked by `admin_required`) answered by a redirect back here.
+Every change is a POST (CSRF-checked like every form) answered by a redirect back here.
 """
 
 from __future__ import annotations
