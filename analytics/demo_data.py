@@ -92,19 +92,22 @@ class _Visit:
         self.at += dt.timedelta(seconds=self.rng.uniform(low, high))
 
     def add(self, name: str, **fields: Any) -> None:
-        fields.setdefault("source", self.source)
-        fields.setdefault("session_id", self.session)
-        fields.setdefault("visitor_id", self.visitor)
+        """Record an event now; `fields` override the visit's own (source, ids, agent)."""
+        own = {
+            "source": self.source,
+            "session_id": self.session,
+            "visitor_id": self.visitor,
+            "browser": self.browser,
+            "os": self.os,
+            "device": self.device,
+        }
         self.rows.append(
             event_row(
                 site_id=self.site_id,
                 occurred_at=self.at,
                 received_at=self.at,
                 name=name,
-                browser=self.browser,
-                os=self.os,
-                device=self.device,
-                **fields,
+                **(own | fields),
             )
         )
 
@@ -117,11 +120,18 @@ def _results_list(visit: _Visit, path: str) -> str | None:
     shown = sorted(BENEFITS, key=lambda b: -(rng.random() ** (1 / APPEAL[b])))[:size]
     seen = size if rng.random() < 0.5 else rng.randint(3, size)  # the rest stayed below the fold
     recorder = rng.random() < 0.6  # the benefits simulator records these pages too
+    # The recorder identifies people its own way (hash_id), not with our visitor ids.
+    record = {
+        "source": "benefits",
+        "session_id": None,
+        "visitor_id": f"{rng.getrandbits(64):016x}",
+        **dict.fromkeys(("browser", "os", "device")),  # it sends no user agent
+    }
     for position, item in enumerate(shown[:seen], start=1):
         fields = {"item_id": item, "item_position": position, "list_size": size}
         visit.add("impression", path=path, category="results", **fields)
         if recorder:
-            visit.add("show", source="benefits", session_id=None, **fields)
+            visit.add("show", **record, **fields)
     # Lower positions are opened more: about 30% at the top, falling with the position.
     for position, item in enumerate(shown[:seen], start=1):
         if rng.random() < 0.30 * APPEAL[item] / position**0.75:
@@ -129,17 +139,28 @@ def _results_list(visit: _Visit, path: str) -> str | None:
             visit.wait(4, 40)
             visit.add("item_click", path=path, category="results", **fields)
             if recorder:
-                visit.add("showDetails", source="benefits", session_id=None, **fields)
+                visit.add("showDetails", **record, **fields)
                 for action in ACTION_TYPES:
                     if rng.random() < 0.07:
                         visit.wait(5, 60)
-                        visit.add(action, source="benefits", session_id=None, **fields)
+                        visit.add(action, **record, **fields)
             return item
     return None
 
 
-def _tracker_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[dict[str, Any]]:
+Known = dict[dt.date, list[tuple[str, tuple[str, str, str]]]]
+
+
+def _tracker_visit(
+    rng: random.Random, site_id: int, start: dt.datetime, known: Known
+) -> list[dict[str, Any]]:
     visit = _Visit(rng, site_id, start, "tracker")
+    # A third of the visits are by someone seen earlier the same day (the visitor id lives a day).
+    today = known.setdefault(start.date(), [])
+    if today and rng.random() < 0.33:
+        visit.visitor, (visit.browser, visit.os, visit.device) = rng.choice(today)
+    else:
+        today.append((visit.visitor, (visit.browser, visit.os, visit.device)))
     referrer, utm, _ = _pick(rng, SOURCES)
     utm_fields = dict(zip(("utm_source", "utm_medium", "utm_campaign"), utm or (), strict=False))
     path = _pick(rng, LANDINGS)[0]
@@ -221,10 +242,14 @@ def generate(
     rng = random.Random(seed)
     now = now or utcnow()
     made = 0
+    known: Known = {}
     while made < events:
         start = _start(rng, now, days)
-        visit = _legacy_visit if rng.random() < 0.06 else _tracker_visit
-        for row in visit(rng, site_id, start):
+        if rng.random() < 0.06:
+            rows = _legacy_visit(rng, site_id, start)
+        else:
+            rows = _tracker_visit(rng, site_id, start, known)
+        for row in rows:
             if row["occurred_at"] >= now:
                 break
             yield row

@@ -210,6 +210,8 @@ def test_pages_and_sources(traffic):
 
 
 def test_technology(traffic):
+    # A record sent without a user agent says nothing about browsers: it is left out.
+    store_events([ev(traffic.site, at(3, 9), "show", source="benefits", visitor_id="h1")], [])
     assert by(stats.browsers(traffic), "browser", "visitors") == {
         "Chrome": 2,  # v1, v4
         "Firefox": 1,

@@ -195,13 +195,15 @@ def utm_campaigns(filters: Scope, limit: int | None = None) -> pd.DataFrame:
 
 
 def _visitors_by(filters: Scope, column, label: str, limit: int | None) -> pd.DataFrame:
-    key = func.coalesce(column, UNKNOWN).label(label)
+    """Distinct visitors by a user-agent column; events sent without a user agent (recorder
+    records, server-side calls) say nothing about it and are left out."""
+    key = column.label(label)
     stmt = scoped(
         select(key, func.count(Event.visitor_id.distinct()).label("visitors")).where(
-            Event.visitor_id.isnot(None)
+            Event.visitor_id.isnot(None), column.isnot(None)
         ),
         filters,
-    ).group_by(key)
+    ).group_by(column)
     return _ranked(frame(stmt), "visitors", limit)
 
 
