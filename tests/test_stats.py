@@ -374,3 +374,15 @@ def test_empty_site_gives_empty_frames(site):
     assert stats.events_over_time(empty).empty
     assert stats.event_properties(empty, "x").empty
     assert stats.overview_summary(empty)["change_pct"].isna().all()
+
+
+def test_the_dashboard_filters_fit_the_stats(traffic):
+    """The real `Filters` (what the pages pass) gives the same numbers as the test's Period."""
+    from analytics.filters import parse_filters
+
+    last = (END - dt.timedelta(days=1)).date().isoformat()
+    args = {"site": traffic.site.public_id, "start": START.date().isoformat(), "end": last}
+    filters = parse_filters(args, [traffic.site])
+    assert (filters.start, filters.end, filters.bucket) == (START, END, "day")
+    assert stats.overview_summary(filters).equals(stats.overview_summary(traffic))
+    assert stats.pageviews_over_time(filters).equals(stats.pageviews_over_time(traffic))
