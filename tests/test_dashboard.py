@@ -198,6 +198,7 @@ def test_behaviour_table_sorts_and_its_csv_follows(viewer, seeded):
 def test_event_drill_in_shows_properties(viewer, seeded):
     html = viewer.get("/actions/signup", query_string=week(seeded)).get_data(as_text=True)
     assert "coupon.code" in html and ">pro<" in html and ">free<" in html
+    assert "/events?" in html and "name=signup" in html  # the explorer, filtered to this name
     rows = download(viewer, "event_properties", week(seeded, event="signup"))
     assert {(r["key"], r["value"]) for r in rows} == {
         ("plan", "pro"),

@@ -1,7 +1,8 @@
 /* Draws the dashboards' charts. Each chart is a JSON figure in
    <script type="application/json" data-chart="ELEMENT_ID">, written by the server
    (analytics/charts/embed.py) and drawn here with Plotly: the pages' CSP allows no inline script.
-   Loaded after /assets/plotly.min.js (both deferred, so in order). */
+   Loaded after /assets/plotly.min.js (both deferred, so in order). Also: the benefit picker
+   applies itself when changed. */
 (function () {
   "use strict";
   function draw() {
@@ -18,6 +19,13 @@
       }
     });
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
-  else draw();
+  function autosubmit() {
+    var pickers = document.querySelectorAll("select[data-autosubmit-item]");
+    Array.prototype.forEach.call(pickers, function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+  }
+  function ready() { draw(); autosubmit(); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
 })();
