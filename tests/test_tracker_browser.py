@@ -491,3 +491,32 @@ def test_every_automatic_feature_can_be_switched_off(
     pause(1.2)
     rows = stored("quiet")
     assert [row["name"] for row in rows] == ["only_this"]
+
+
+def test_a_hostile_page_gets_no_error_and_keeps_its_own_analytics(
+    visitor: Visitor, make_site
+) -> None:
+    make_site(public_id="hostile")
+    # Storage that throws (as in a sandboxed frame or with storage blocked), another product's
+    # window.analytics, and odd markup: an item outside any list, an empty data-track, an SVG.
+    visitor.page.add_init_script(
+        "Object.defineProperty(window, 'sessionStorage', {get() { throw new Error('blocked') }});"
+        "window.analytics = {calls: [], track(name) { this.calls.push(name) }};"
+    )
+    body = (
+        '<div data-track-item="orphan" id="orphan">orphan item</div>'
+        '<button data-track="" id="empty">empty name</button>'
+        '<a data-track="icon" href="#x" id="icon"><svg width="40" height="40">'
+        '<circle id="dot" cx="20" cy="20" r="15"/></svg></a>'
+        '<ul data-track-list="l"><li data-track-item="a">a</li></ul>'
+    )
+    custom_page(visitor, "/custom/hostile", 'data-site="hostile"', body)
+    for selector in ("#orphan", "#empty", "#dot", "li"):
+        visitor.page.click(selector)
+    visitor.page.evaluate("window.analytics.track('theirs')")
+    rows = wait_for(lambda r: named(r, "icon") and named(r, "item_click"), public_id="hostile")
+
+    assert visitor.page.evaluate("window.analytics.calls") == ["theirs"]
+    assert {row["name"] for row in rows} == {"pageview", "impression", "icon", "item_click"}
+    assert len({row["session_id"] for row in rows}) == 1  # a session per page load instead
+    assert "theirs" not in {row["name"] for row in rows}
