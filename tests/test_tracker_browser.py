@@ -520,3 +520,9 @@ def test_a_hostile_page_gets_no_error_and_keeps_its_own_analytics(
     assert {row["name"] for row in rows} == {"pageview", "impression", "icon", "item_click"}
     assert len({row["session_id"] for row in rows}) == 1  # a session per page load instead
     assert "theirs" not in {row["name"] for row in rows}
+
+
+def test_a_very_long_address_still_counts(visitor: Visitor) -> None:
+    visitor.open("/demo/article?utm_source=news&ref=" + "x" * 3000)
+    rows = wait_for(lambda r: named(r, "pageview"))
+    assert [(row["path"], row["name"]) for row in rows] == [("/demo/article", "pageview")]

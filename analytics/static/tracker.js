@@ -95,8 +95,8 @@ try {
       queue.push({
         site: site,
         name: name,
-        url: location.href,
-        referrer: document.referrer,
+        url: location.href.slice(0, 2048), // the server refuses longer ones
+        referrer: document.referrer.slice(0, 2048),
         session: session,
         eid: page + "." + ++seq,
         ts: Date.now(),
