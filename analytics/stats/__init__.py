@@ -1,7 +1,7 @@
 """The read side: plain functions `(filters) -> DataFrame`, named after the metric they compute.
 
 Every query starts from `base.scoped` (site and period) and groups in SQL; dialect differences
-live in `dialect`. Views and CSV exports call these and nothing else reads the events table.
+live in `dialect`. Every chart and table of the dashboards, and its CSV, comes from one of these.
 """
 
 from __future__ import annotations
