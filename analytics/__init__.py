@@ -24,7 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _require_secret_key(app)
 
-    proxies = int(os.environ.get("PROXY_COUNT", "0"))
+    proxies = app.config["PROXY_COUNT"]
     if proxies:
         # Behind N reverse proxies, take the client address from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]

@@ -48,6 +48,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         # Demo pages under /demo/ (on in `make run`, off in the Docker image).
         "DEMO": _bool(env.get("DEMO")),
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        # Reverse proxies in front: the client address is read from X-Forwarded-For (then hashed).
+        "PROXY_COUNT": int(env.get("PROXY_COUNT", 0)),
     }
 
 
