@@ -116,6 +116,21 @@ def test_the_article_is_long_enough_to_scroll(client) -> None:
     assert len(re.sub(r"<[^>]+>", "", html)) > 6000
 
 
+def test_the_form_carries_a_csrf_token(database_url: str) -> None:
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": database_url, "DEMO": True}
+    )
+    with app.app_context():
+        client = app.test_client()
+        html = client.get("/demo/form").data.decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert token, "the form must carry a token when CSRF is on"
+        assert client.post("/demo/form", data={"name": "x"}).status_code == 400
+        sent = client.post("/demo/form", data={"name": "x", "csrf_token": token[1]})
+        assert sent.status_code == 200 and "Thank you" in sent.data.decode()
+        db.engine.dispose()
+
+
 def test_the_form_posts_back_and_keeps_nothing(client) -> None:
     assert 'form id="contact"' in client.get("/demo/form").data.decode()
     res = client.post("/demo/form", data={"name": "Zebulon", "email": "z@example.net"})

@@ -28,7 +28,7 @@ LIST_IDS = [benefit.id for benefit in BENEFITS]
 
 @pytest.fixture
 def app_config(database_url: str) -> dict[str, Any]:
-    return {"DEMO": True}
+    return {"DEMO": True, "WTF_CSRF_ENABLED": True}  # as in production: the demo form has a token
 
 
 _open_tabs: list[Visitor] = []
