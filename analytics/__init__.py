@@ -61,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ):
         app.register_blueprint(blueprint)
     security.exempt(collect.bp, compat.bp)
+    security.public(app, collect.bp, compat.bp, health.bp, apidocs.bp)
 
     from .errors import register_error_handlers
 

@@ -72,3 +72,14 @@ def test_api_docs_page_lists_fields(client):
     assert page.status_code == 200
     assert b"POST /api/events" in page.data and b"list_size" in page.data
     assert b"cdn" not in page.data.lower()
+
+
+@pytest.mark.parametrize("path", ["/tracker.js", "/healthz", "/api/openapi.json"])
+def test_public_answers_do_not_vary_by_cookie(client, path):
+    """Shared caches may serve one copy to everyone: nothing here depends on a login."""
+    response = client.get(path)
+    assert "cookie" not in response.headers.get("Vary", "").lower()
+
+
+def test_dashboard_pages_vary_by_cookie(client):
+    assert "Cookie" in client.get("/login").headers.get("Vary", "")
