@@ -11,9 +11,7 @@ for a 30-day and a 12-month period.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,12 +21,11 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytics import create_app  # noqa: E402
-from analytics.config import normalise_database_url  # noqa: E402
 from analytics.demo_data import load  # noqa: E402
 from analytics.extensions import db  # noqa: E402
 from analytics.sites import get_or_create_site  # noqa: E402
 from analytics.users import create_user  # noqa: E402
+from bench.database import drop_database, fresh_database, migrated_app  # noqa: E402
 
 NAME = "analytics_dashboard_bench"
 PAGES = ["/overview", "/actions", "/lists", "/actions/pageview", "/csv/timeseries.csv"]
@@ -39,23 +36,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
-    admin = (
-        os.environ.get("BENCH_DATABASE_URL")
-        or subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
-    )
-    admin = normalise_database_url(admin)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{NAME}"'))
-    url = sa.engine.make_url(admin).set(database=NAME).render_as_string(hide_password=False)
-    app = create_app(
-        {"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False}
-    )
+    app = migrated_app(fresh_database(NAME))
     with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
         site = get_or_create_site("demo", "Demo site")
         create_user("bench@example.org", "bench-password", "viewer")
         started = time.perf_counter()
@@ -81,8 +63,7 @@ def main() -> None:
         print(f"{page:24s} {cells[0]:>10s} {cells[1]:>10s}")
     with app.app_context():
         db.engine.dispose()
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)'))
+    drop_database(NAME)
 
 
 if __name__ == "__main__":

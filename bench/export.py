@@ -12,9 +12,7 @@ must not grow with the number of rows.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,11 +22,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytics import create_app  # noqa: E402
-from analytics.config import normalise_database_url  # noqa: E402
 from analytics.extensions import db  # noqa: E402
 from analytics.sites import create_site  # noqa: E402
 from analytics.users import create_user  # noqa: E402
+from bench.database import drop_database, fresh_database, migrated_app  # noqa: E402
 
 NAME = "analytics_export_bench"
 SEED = """
@@ -50,23 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     rows = parser.parse_args().rows
-    admin = (
-        os.environ.get("BENCH_DATABASE_URL")
-        or subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
-    )
-    admin = normalise_database_url(admin)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{NAME}"'))
-    url = sa.engine.make_url(admin).set(database=NAME).render_as_string(hide_password=False)
-    app = create_app(
-        {"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False}
-    )
+    app = migrated_app(fresh_database(NAME))
     with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
         site = create_site("Bench")
         create_user("bench@example.org", "bench-password", "viewer")
         started = time.perf_counter()
@@ -96,8 +78,7 @@ def main() -> None:
     assert lines - 1 == rows, "the CSV must hold every row"
     with app.app_context():
         db.engine.dispose()
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)'))
+    drop_database(NAME)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.database import fresh_database  # noqa: E402
+
 BIN = Path(sys.executable).parent
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
 
@@ -32,22 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def database() -> str:
-    admin = (
-        os.environ.get("BENCH_DATABASE_URL")
-        or subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
-    )
-    from analytics.config import normalise_database_url
-
-    admin = normalise_database_url(admin)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS analytics_bench WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE analytics_bench"))
-    engine.dispose()
-    return sa.engine.make_url(admin).set(database="analytics_bench").render_as_string(False)
 
 
 def serve(module: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
@@ -124,7 +112,7 @@ def main() -> None:
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
         sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
 
-    url = database()
+    url = fresh_database("analytics_bench")
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
     subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],

@@ -1,0 +1,54 @@
+"""A fresh PostgreSQL database for a benchmark, and an app migrated onto it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from analytics import create_app
+from analytics.config import normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _admin_url() -> str:
+    admin = (
+        os.environ.get("BENCH_DATABASE_URL")
+        or subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
+    )
+    return normalise_database_url(admin)
+
+
+def _run(*statements: str) -> None:
+    engine = sa.create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def fresh_database(name: str) -> str:
+    """(Re)create database `name` on BENCH_DATABASE_URL, or on the throw-away server."""
+    _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(_admin_url()).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated_app(url: str) -> Flask:
+    """An app on `url` with the schema upgraded (CSRF off: benchmarks post forms directly)."""
+    app = create_app(
+        {"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False}
+    )
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    return app
