@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +29,6 @@ class Outcome:
     status: int
     body: dict[str, Any]
     allow_origin: bool = False
-    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
 def describe(exc: ValidationError) -> list[dict[str, str]]:
@@ -82,6 +81,26 @@ def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> 
     )
 
 
+def _check(
+    item: Any, meta: RequestMeta, context: dict[str, Any]
+) -> tuple[EventIn | None, SiteRef | None, list[dict[str, str]]]:
+    """Validate one item: (event, its site, []) when it may be stored, else the problems.
+
+    A refused Origin is reported on the field "origin" (the request header at fault).
+    """
+    try:
+        event = EventIn.model_validate(item, context=context)
+    except ValidationError as exc:
+        return None, None, describe(exc)
+    site = find_site(current_app, event.site)
+    if site is None:
+        return event, None, [{"field": "site", "message": f"unknown site id {event.site!r}"}]
+    if not site.allows_origin(meta.origin):
+        message = f"{meta.origin!r} is not allowed to send events for this site"
+        return event, site, [{"field": "origin", "message": message}]
+    return event, site, []
+
+
 def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     """Validate every event in the body; store the valid ones and record the others."""
     if meta.opted_out:
@@ -123,30 +142,11 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    any_origin_ok = False
     for index, item in enumerate(items):
-        problems: list[dict[str, str]]
-        site: SiteRef | None = None
-        try:
-            event = EventIn.model_validate(item, context=context)
-        except ValidationError as exc:
-            problems = describe(exc)
-        else:
-            site = find_site(current_app, event.site)
-            if site is None:
-                problems = [{"field": "site", "message": f"unknown site id {event.site!r}"}]
-            elif not site.allows_origin(meta.origin):
-                problems = [
-                    {
-                        "field": "site",
-                        "message": f"origin {meta.origin!r} is not allowed for this site",
-                    }
-                ]
-                site = None
-            else:
-                any_origin_ok = True
-                rows.append(_row(event, site, meta, now))
-                continue
+        event, site, problems = _check(item, meta, context)
+        if not problems:
+            rows.append(_row(event, site, meta, now))
+            continue
         reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         errors.append(error_row(ENDPOINT, reason, payload=item, site_id=site and site.id))
         rejected.append({"index": index, "errors": problems})
@@ -156,13 +156,13 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     if stored != len(rows):
         answer["duplicates"] = len(rows) - stored
     if not rejected:
-        return Outcome(202, answer, allow_origin=any_origin_ok)
+        return Outcome(202, answer, allow_origin=bool(rows))
     answer["rejected"] = rejected
     if rows:
-        return Outcome(202, answer, allow_origin=True, rejected=rejected)
+        return Outcome(202, answer, allow_origin=True)
     first = rejected[0]["errors"][0]
     answer["error"] = (
         f"{first['field']}: {first['message']}" if single else "every event was rejected"
     )
-    origin_refused = all("origin" in p["message"] for r in rejected for p in r["errors"])
-    return Outcome(403 if origin_refused else 400, answer, rejected=rejected)
+    origin_refused = all(p["field"] == "origin" for r in rejected for p in r["errors"])
+    return Outcome(403 if origin_refused else 400, answer)
