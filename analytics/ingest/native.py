@@ -24,7 +24,7 @@ ENDPOINT = "/api/events"
 
 @dataclass
 class Outcome:
-    """The answer to give: HTTP status and JSON body, plus the site for CORS headers."""
+    """The answer to give: HTTP status, JSON body, and whether the Origin may read it."""
 
     status: int
     body: dict[str, Any]
