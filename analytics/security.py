@@ -7,8 +7,8 @@ by design and carry no token.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Blueprint, Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -45,22 +45,26 @@ def exempt(*blueprints: Blueprint) -> None:
 
 
 class PublicAwareSessionInterface(SecureCookieSessionInterface):
-    """Drop `Vary: Cookie` from public endpoints, whose answers never depend on a login.
+    """No session at all on public endpoints, whose answers never depend on a login.
 
-    Flask-Login reads the session after every request, which makes Flask add `Vary: Cookie`
-    everywhere; on `/tracker.js` that would stop shared caches from serving one copy to all.
+    Their requests skip the cookie's signature check, and their answers carry no
+    `Vary: Cookie` (which Flask adds whenever a session is read, and Flask-Login reads it after
+    every request): shared caches can then serve one `/tracker.js` to everyone.
     """
 
-    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        super().save_session(app, session, response)
-        if request.blueprint in app.extensions.get("analytics.public", ()) and not session.modified:
-            vary = [value for value in response.vary if value.lower() != "cookie"]
-            if vary:
-                response.headers["Vary"] = ", ".join(vary)
-            else:
-                response.headers.pop("Vary", None)
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path in app.extensions.get("analytics.public_paths", ()):
+            return None  # Flask then uses a null session, and never saves it
+        return super().open_session(app, request)
 
 
 def public(app: Flask, *blueprints: Blueprint) -> None:
-    """Mark blueprints whose answers are the same for every visitor, logged in or not."""
-    app.extensions.setdefault("analytics.public", set()).update(b.name for b in blueprints)
+    """Mark blueprints whose answers are the same for every visitor, logged in or not.
+
+    Call after registering them: their fixed paths are read off the URL map.
+    """
+    names = {f"{b.name}." for b in blueprints}
+    paths = app.extensions.setdefault("analytics.public_paths", set())
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(tuple(names)) and not rule.arguments:
+            paths.add(rule.rule)

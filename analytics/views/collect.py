@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..ingest import native
@@ -39,8 +41,8 @@ def events() -> Response:
         record_error(native.ENDPOINT, str(exc), body_size=exc.size)
         return jsonify(error=str(exc)), 413
     outcome = native.ingest(body, meta)
-    response = jsonify(outcome.body)
-    response.status_code = outcome.status
+    # json.dumps straight into a Response: the hottest path of the app skips Flask's provider.
+    response = Response(json.dumps(outcome.body), outcome.status, mimetype="application/json")
     return _cors(response, meta.origin if outcome.allow_origin or outcome.status == 200 else None)
 
 
