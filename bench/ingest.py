@@ -103,6 +103,50 @@ def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, int
     return rate, total, int(non2xx.group(1)) if non2xx else 0
 
 
+def _executemany_worker(url: str, site_id: int, seconds: float, threads: int) -> int:
+    """One process of the baseline: `threads` connections inserting 100-row batches."""
+    import threading
+
+    import psycopg
+
+    from analytics.ingest.writer import _SQL, _postgres_params, event_row
+
+    done = [0] * threads
+    deadline = time.monotonic() + seconds
+
+    def run(slot: int) -> None:
+        with psycopg.connect(url) as conn:
+            while time.monotonic() < deadline:
+                rows = [
+                    event_row(site_id=site_id, source="api", name="pageview") for _ in range(100)
+                ]
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(_SQL["postgresql"], [_postgres_params(r) for r in rows])
+                done[slot] += 100
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(done)
+
+
+def bare_executemany(url: str, site_id: int, seconds: int, workers: int) -> float:
+    """Events/s of bare psycopg executemany batches, with the app's processes and threads."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        counts = pool.map(
+            _executemany_worker,
+            [url] * workers,
+            [site_id] * workers,
+            [seconds] * workers,
+            [4] * workers,
+        )
+        return sum(counts) / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -156,7 +200,10 @@ def main() -> None:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
+        site_id = conn.execute(sa.text("SELECT id FROM sites")).scalar_one()
     engine.dispose()
+    raw_url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
+    executemany_rate = bare_executemany(raw_url, site_id, args.seconds, args.workers)
 
     print(
         f"gunicorn {args.workers} workers x 4 threads, wrk {args.connections} connections, "
@@ -168,7 +215,10 @@ def main() -> None:
     for kind in ("1 event", "100-event batch"):
         ours, bare = results[f"analytics, {kind}"][0], results[f"bare Flask, {kind}"][0]
         print(f"  ratio analytics / bare, {kind}: {ours / bare:.2f}x")
-    print(f"  rows in events: {stored} (includes warm-up runs)")
+    print(f"  bare psycopg executemany, 100-row batches {executemany_rate:10.0f} events/s")
+    ours = results["analytics, 100-event batch"][0] * 100
+    print(f"  ratio analytics batch / bare executemany: {ours / executemany_rate:.2f}x")
+    print(f"  rows in events after the HTTP runs: {stored} (includes warm-up runs)")
 
 
 if __name__ == "__main__":
