@@ -32,6 +32,23 @@ def create_user(email: str, password: str, role: str = "admin") -> User:
     return user
 
 
+def create_first_admin(email: str, password: str) -> User:
+    """Create the first admin, only while no user exists, even when two set-ups race.
+
+    Both racers may insert; after committing, the one that is not the oldest user removes itself
+    and is refused. Checked after the fact, this needs no table lock, on either database.
+    """
+    if user_count() > 0:
+        raise InvalidInput("an admin already exists: log in instead")
+    user = create_user(email, password, "admin")
+    first = db.session.execute(select(func.min(User.id))).scalar_one()
+    if user.id != first:
+        db.session.delete(user)
+        db.session.commit()
+        raise InvalidInput("an admin already exists: log in instead")
+    return user
+
+
 def authenticate(email: str, password: str) -> User | None:
     """Return the user when the password matches, and note the time of the login."""
     user = db.session.execute(

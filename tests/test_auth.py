@@ -11,7 +11,7 @@ from flask import Flask, url_for
 from analytics import create_app
 from analytics.extensions import db
 from analytics.models import User
-from analytics.sites import create_site, disable_sharing, enable_sharing
+from analytics.sites import InvalidInput, create_site, disable_sharing, enable_sharing
 from tests.accounts import PASSWORD, logged_in, make_user
 from tests.conftest import count
 
@@ -279,3 +279,23 @@ def test_share_visitor_sees_one_site_and_only_the_read_only_pages(client, shared
     for hidden in ('href="/events', 'href="/errors', 'href="/settings', "Log out"):
         assert hidden not in page
     assert client.post(f"/overview?site={site.public_id}&share={token}").status_code in (403, 405)
+
+
+def test_only_one_first_admin_even_when_set_ups_race(app, monkeypatch):
+    """Two set-up forms submitted at once: the later one is refused and leaves no user behind."""
+    from analytics import users
+
+    users.create_user("winner@example.org", PASSWORD, "admin")  # the other racer committed first
+    monkeypatch.setattr(users, "user_count", lambda: 0)  # ...after our emptiness check had run
+    with pytest.raises(InvalidInput, match="already exists"):
+        users.create_first_admin("loser@example.org", PASSWORD)
+    emails = db.session.execute(db.select(User.email)).scalars().all()
+    assert emails == ["winner@example.org"]
+
+
+def test_first_admin_is_refused_once_a_user_exists(app):
+    from analytics.users import create_first_admin
+
+    assert create_first_admin("first@example.org", PASSWORD).role == "admin"
+    with pytest.raises(InvalidInput, match="already exists"):
+        create_first_admin("second@example.org", PASSWORD)

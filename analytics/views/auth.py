@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from ..auth import account, is_local_path
 from ..sites import InvalidInput
-from ..users import authenticate, create_user, user_count
+from ..users import authenticate, create_first_admin, user_count
 
 bp = Blueprint("auth", __name__)
 
@@ -60,7 +60,7 @@ def setup() -> Response | tuple[str, int] | str:
             flash("The two passwords differ.", "error")
         else:
             try:
-                user = create_user(email, password, "admin")
+                user = create_first_admin(email, password)
             except InvalidInput as exc:
                 flash(str(exc), "error")
             else:
