@@ -48,6 +48,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         # Demo pages under /demo/ (on in `make run`, off in the Docker image).
         "DEMO": _bool(env.get("DEMO")),
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        # Failed logins allowed per account in a window, before the login answers 429.
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", 10)),
+        "LOGIN_WINDOW_SECONDS": float(env.get("LOGIN_WINDOW_SECONDS", 900)),
         # Reverse proxies in front: the client address is read from X-Forwarded-For (then hashed).
         "PROXY_COUNT": int(env.get("PROXY_COUNT", 0)),
     }

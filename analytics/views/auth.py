@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from ..auth import account, is_local_path
 from ..sites import InvalidInput
+from ..throttle import LoginThrottle
 from ..users import authenticate, create_first_admin, user_count
 
 bp = Blueprint("auth", __name__)
@@ -22,8 +32,16 @@ def index() -> Response:
     return redirect(url_for("auth.login"))
 
 
+def _throttle() -> LoginThrottle:
+    config = current_app.config
+    return current_app.extensions.setdefault(
+        "analytics.login_throttle",
+        LoginThrottle(config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW_SECONDS"]),
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | tuple[str, int] | str:
+def login() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | str:
     if user_count() == 0:
         return redirect(url_for("auth.setup"))
     target = request.values.get("next", "")
@@ -31,12 +49,22 @@ def login() -> Response | tuple[str, int] | str:
     if current_user.is_authenticated:
         return redirect(target)
     if request.method == "POST":
-        user = authenticate(request.form.get("email", ""), request.form.get("password", ""))
+        email = request.form.get("email", "")
+        key = email.strip().lower()
+        throttle = _throttle()
+        wait = throttle.wait(key)
+        if wait:
+            flash(f"Too many failed logins: try again in {int(wait) // 60 + 1} min.", "error")
+            page = render_template("login.html", next=target, email=email)
+            return page, 429, {"Retry-After": str(int(wait) + 1)}
+        user = authenticate(email, request.form.get("password", ""))
         if user is not None:
+            throttle.succeeded(key)
             login_user(account(user))
             return redirect(target)
+        throttle.failed(key)
         flash("Wrong email or password.", "error")
-        return render_template("login.html", next=target, email=request.form.get("email")), 401
+        return render_template("login.html", next=target, email=email), 401
     return render_template("login.html", next=target, email="")
 
 
