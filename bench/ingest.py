@@ -1,6 +1,7 @@
 """Ingest throughput: our app vs a bare Flask endpoint, both under gunicorn, in the same run.
 
     python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 16]
+    (BENCH_THREADS=N sets gunicorn's threads per worker, default 4, as in `make run`)
 
 Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
 `analytics_bench` is recreated there) or the throw-away server that .ci/start-postgres starts.
@@ -46,7 +47,7 @@ def serve(module: str, env: dict[str, str], workers: int) -> tuple[subprocess.Po
             "--workers",
             str(workers),
             "--threads",
-            "4",
+            os.environ.get("BENCH_THREADS", "4"),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
