@@ -1,9 +1,9 @@
-"""The single write path: every source stores events and rejections through these two functions.
+"""The single write path: every source stores its events and rejections through this module.
 
-Events go in with one INSERT statement per request, and a caller answers 2xx only after
-`store_events` has returned, i.e. after the database committed them. Rows whose dedupe key is
-already present (a retried beacon, a re-imported file) are skipped by the database, not by a
-prior read.
+A lone event is one autocommitted INSERT; a batch is one pipelined executemany in a transaction.
+A caller answers 2xx only after `store_events` has returned, i.e. after the database committed.
+Rows whose dedupe key is already present (a retried beacon, a re-imported file) are skipped by
+the database, not by a prior read.
 """
 
 from __future__ import annotations
