@@ -10,18 +10,11 @@ import pytest
 from analytics.explorer import PAGE_SIZE, decode_cursor, events_page, events_select
 from analytics.extensions import db
 from analytics.filters import parse_filters
-from analytics.ingest.writer import error_row, event_row, insert_events, record_errors
+from analytics.ingest.writer import error_row, event_row, store_events
 from analytics.models import utcnow
 from tests.accounts import logged_in
 
 XSS = "<script>alert(1)</script>"
-
-
-def store_events(rows: list[dict], errors: list[dict] | None = None) -> None:
-    """Seed through the write path's own insert functions, in one transaction."""
-    with db.engine.begin() as conn:
-        insert_events(conn, rows)
-        record_errors(errors or [], conn)
 
 
 def seed_events(site, n: int, start: dt.datetime, step: dt.timedelta, **fields) -> list[dict]:
@@ -193,3 +186,16 @@ def test_errors_page_empty_state(client, site):
     logged_in(client)
     page = client.get(f"/errors?site={site.public_id}").get_data(as_text=True)
     assert "Nothing was rejected" in page
+
+
+def test_errors_page_paginates_keeping_the_endpoint_filter(client, site):
+    logged_in(client)
+    rows = [error_row("/benefits", f"bad {i}", payload={"i": i}) for i in range(PAGE_SIZE + 3)]
+    rows.append(error_row("/track", "elsewhere", payload={}))
+    store_events([], rows)
+    first = client.get(f"/errors?site={site.public_id}&endpoint=/benefits").get_data(as_text=True)
+    older = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert "endpoint=%2Fbenefits" in older
+    second = client.get(older).get_data(as_text=True)
+    assert second.count("<tr>") == 3 + 1
+    assert "elsewhere" not in second and "Newest" in second
