@@ -44,6 +44,14 @@ def parse_iso(value: str) -> dt.datetime:
     return moment
 
 
+def from_epoch(seconds: float) -> dt.datetime:
+    """Epoch seconds -> naive UTC; ValueError (not OverflowError) when out of range."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError("epoch time out of range") from exc
+
+
 def depth(value: Any, limit: int = MAX_STORED_DEPTH) -> int:
     """Nesting depth of a JSON value, counting no further than limit + 1."""
     if limit < 0:

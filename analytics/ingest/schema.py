@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from .payload import parse_iso
+from .payload import from_epoch, parse_iso
 
 MAX_PROPS = 32
 MAX_PROPS_DEPTH = 3
@@ -41,11 +41,7 @@ def parse_timestamp(value: Any) -> dt.datetime:
     if isinstance(value, bool):
         raise ValueError("must be an ISO 8601 string or epoch milliseconds")
     if isinstance(value, int | float):
-        try:
-            moment = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError("epoch milliseconds out of range") from exc
-        return moment.replace(tzinfo=None)
+        return from_epoch(value / 1000)
     if isinstance(value, str) and len(value) <= 40:
         try:
             return parse_iso(value)

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from ...models import utcnow
-from ..payload import depth, parse_iso, parse_json, scrub
+from ..payload import depth, from_epoch, parse_iso, parse_json, scrub
 from ..useragent import parse_agent
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
@@ -50,11 +50,7 @@ def parse_track_time(value: Any) -> dt.datetime:
     if isinstance(value, str) and _NUMBER.fullmatch(value):
         value = float(value)
     if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) >= EPOCH_MS_FROM else value
-        try:
-            return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError("epoch time out of range") from exc
+        return from_epoch(value / 1000 if abs(value) >= EPOCH_MS_FROM else value)
     if isinstance(value, str) and len(value) <= 64:
         try:
             return parse_iso(value)
