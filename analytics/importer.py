@@ -35,7 +35,7 @@ from .ingest.legacy.benefits import BenefitRecord, record_row
 from .ingest.legacy.collector import CollectorEvent, event_from
 from .ingest.legacy.site import legacy_site_id
 from .ingest.legacy.track import TrackIn, parse_track_time, track_row
-from .ingest.native import page_fields
+from .ingest.native import event_fields
 from .ingest.payload import depth, parse_json, scrub
 from .ingest.schema import EventIn
 from .ingest.writer import EVENT_COLUMNS, event_row, insert_events, record_errors
@@ -98,7 +98,7 @@ def _json_items(fh: IO[bytes], progress: Progress) -> Iterator[Item]:
         if not text:
             continue
         try:
-            yield Item(number, text, data=parse_json(text))
+            yield Item(number, text, data=scrub(parse_json(text)))
         except ValueError as exc:
             yield Item(number, text, error=f"not valid JSON: {exc}")
 
@@ -216,7 +216,7 @@ def _recorder(item: Item, site_id: int, now: dt.datetime) -> dict[str, Any]:
 
 def _json_field(record: dict[str, str], name: str) -> Any:
     try:
-        return parse_json(record.get(name) or "")
+        return scrub(parse_json(record.get(name) or ""))
     except ValueError as exc:
         raise Rejected(f"{name} is not valid JSON: {exc}") from exc
 
@@ -270,21 +270,10 @@ def _events(item: Item, site_id: int, now: dt.datetime, public_id: str) -> dict[
         event = EventIn.model_validate(data, context={})  # no "now": any age is accepted
     except ValidationError as exc:
         raise Rejected(summary(exc)) from exc
-    item_ = event.item
+    fields = event_fields(event)
+    fields["dedupe_key"] = event.eid or _key("events", item.text)[:64]
     return event_row(
-        site_id=site_id,
-        source="import",
-        name=event.name,
-        category=event.category,
-        occurred_at=event.ts,
-        received_at=event.ts,
-        session_id=event.session,
-        item_id=item_.id if item_ else None,
-        item_position=item_.position if item_ else None,
-        list_size=item_.list_size if item_ else None,
-        dedupe_key=event.eid or _key("events", item.text)[:64],
-        props=scrub(event.props) or None,
-        **page_fields(event),
+        site_id=site_id, source="import", occurred_at=event.ts, received_at=event.ts, **fields
     )
 
 

@@ -194,3 +194,22 @@ def test_malformed_lines_are_rejected_not_fatal(app, tmp_path):
     result = import_file(str(path), "recorder", site_id)
     assert (result.imported, result.rejected) == (0, 4)
     assert count(EventError) == 4
+
+
+def test_events_import_keeps_screen_and_cleans_nul(app, runner, site, tmp_path):
+    """Imported events get the same columns as live ones, and any text the database refuses
+    (NUL) is cleaned instead of failing the batch."""
+    line = {
+        "site": site.public_id,
+        "name": "a\u0000b",
+        "ts": "2020-01-02T03:04:05Z",
+        "screen": 1280,
+        "url": "https://x.example/p?utm_source=news",
+    }
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    result = runner.invoke(args=["import", "--from", "events", str(path), "--site", site.public_id])
+    assert result.exit_code == 0, result.output
+    event = db.session.execute(db.select(Event)).scalar_one()
+    assert event.name == "a\ufffdb" and event.props == {"screen": 1280}
+    assert (event.path, event.utm_source) == ("/p", "news")

@@ -52,32 +52,39 @@ def page_fields(event: EventIn) -> dict[str, Any]:
     return fields
 
 
-def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> dict[str, Any]:
-    agent = parse_agent(meta.user_agent)
+def event_fields(event: EventIn) -> dict[str, Any]:
+    """The `events` columns an event carries itself (the importer uses these too)."""
     props = dict(event.props or {})
     if event.screen is not None:
         props["screen"] = event.screen
     if event.lang:
         props["lang"] = event.lang
     item = event.item
+    return {
+        "name": event.name,
+        "category": event.category,
+        "session_id": event.session,
+        "item_id": item.id if item else None,
+        "item_position": item.position if item else None,
+        "list_size": item.list_size if item else None,
+        "dedupe_key": event.eid,
+        "props": props or None,
+        **page_fields(event),
+    }
+
+
+def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> dict[str, Any]:
+    agent = parse_agent(meta.user_agent)
     return event_row(
         site_id=site.id,
         source="tracker" if event.session else "api",
-        name=event.name,
-        category=event.category,
         occurred_at=event.ts or now,
         received_at=now,
-        session_id=event.session,
         visitor_id=visitor_id(current_app, site.id, meta.ip, meta.user_agent),
         browser=agent.browser,
         os=agent.os,
         device=agent.device,
-        item_id=item.id if item else None,
-        item_position=item.position if item else None,
-        list_size=item.list_size if item else None,
-        dedupe_key=event.eid,
-        props=props or None,
-        **page_fields(event),
+        **event_fields(event),
     )
 
 
