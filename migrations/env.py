@@ -98,6 +98,10 @@ def run_migrations_online():
             # dropping `sites` would cascade-delete every event. The app turns them on per
             # connection (analytics/extensions.py); migrations run without.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            # The PRAGMA began a transaction; end it so that Alembic's own transaction below
+            # is the one that commits (else the upgrade, alembic_version included, is rolled
+            # back when the connection closes).
+            connection.commit()
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
