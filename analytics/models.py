@@ -166,3 +166,119 @@ class DailySalt(db.Model):
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     salt: Mapped[str] = mapped_column(String(64))
+
+
+# --- Rollups (analytics/rollups): what the dashboards read instead of raw events -------------
+
+
+class RollupQueue(db.Model):
+    """A (site, day) whose events changed since its rollups were last computed.
+
+    Database triggers on `events` append one row per statement and touched day, in the writer's
+    own transaction, so a committed event is always either rolled up or queued. Rows are only ever
+    inserted by writers and deleted by the refresher: no writer waits on another.
+    """
+
+    __tablename__ = "rollup_queue"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date)
+    # Set by the database (UTC): how long a change has waited is the rollups' lag.
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_rollup_queue_site_day", "site_id", "day"),)
+
+
+class RollupPresence(db.Model):
+    """Which visitors ('u') and visits ('v') had events on which day.
+
+    It tells the refresher which ids span several days (`spans`): their events are kept apart,
+    in `rollup_span_events`, because counting them per day and adding the days would count them
+    twice.
+    """
+
+    __tablename__ = "rollup_presence"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    spans: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (Index("ix_rollup_presence_site_day", "site_id", "day"),)
+
+
+class RollupSpanEvent(db.Model):
+    """A copy of an event of a visitor or visit seen on several days (see RollupPresence).
+
+    The dashboards count these with the raw queries over the range they show, and add the
+    per-day rollups of every other event: the two sets share no visitor and no visit.
+    """
+
+    __tablename__ = "rollup_span_events"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    visitor_id: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(1024))
+    referrer: Mapped[str | None] = mapped_column(String(1024))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    os: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(16))
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    item_position: Mapped[int | None] = mapped_column(Integer)
+    list_size: Mapped[int | None] = mapped_column(Integer)
+    schema_version: Mapped[int] = mapped_column(SmallInteger, default=1)
+
+    __table_args__ = (Index("ix_rollup_span_events_site_day", "site_id", "day"),)
+
+
+class RollupFact(db.Model):
+    """One row of one metric's per-day counts, over the day's events not in rollup_span_events.
+
+    `metric` names a stats query (see analytics/stats/base.py METRICS); `k1..k3` are its group
+    keys as text ('' when it has fewer), `n1..n4` its counts and `x` a sum of seconds.
+    """
+
+    __tablename__ = "rollup_facts"
+
+    # A surrogate key: a 1,024-character path can outgrow a b-tree entry, so keys stay unindexed.
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(24))
+    day: Mapped[dt.date] = mapped_column(Date)
+    k1: Mapped[str] = mapped_column(String(1024), default="")
+    k2: Mapped[str] = mapped_column(String(200), default="")
+    k3: Mapped[str] = mapped_column(String(200), default="")
+    n1: Mapped[int] = mapped_column(BigInteger, default=0)
+    n2: Mapped[int] = mapped_column(BigInteger, default=0)
+    n3: Mapped[int] = mapped_column(BigInteger, default=0)
+    n4: Mapped[int] = mapped_column(BigInteger, default=0)
+    x: Mapped[float] = mapped_column(default=0.0)
+
+    __table_args__ = (Index("ix_rollup_facts_site_metric_day", "site_id", "metric", "day"),)
+
+
+class RollupLease(db.Model):
+    """Who may refresh rollups now: one holder at a time across every process and node."""
+
+    __tablename__ = "rollup_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,20 +1,29 @@
-"""What every stats function shares: the site-and-period scope, and SQL rows -> DataFrame.
+"""What every stats function shares: the site-and-period scope, SQL rows -> DataFrame, and the
+one place that chooses between raw events and rollups.
 
-This is the only place the read side chooses rows, so rollup tables can later replace the base
-query without touching the metric functions.
+A metric's SQL is written once, over a table `ev` shaped like `events`. Run over `events` itself
+it is the reference; the rollup refresher runs the same SQL over one day's events to store that
+day's counts, and `counts` adds those stored days to the same SQL run over the few events that
+cannot be added per day (analytics/rollups/read.py says why, and proves nothing is counted twice).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy import Select, func
+from flask import current_app, has_app_context
+from sqlalchemy import ColumnElement, FromClause, Select, func
 
 from ..extensions import db
 from ..models import Event
+
+EVENTS: FromClause = Event.__table__
 
 
 class HasId(Protocol):
@@ -32,17 +41,18 @@ class Scope(Protocol):
     def previous(self) -> Scope: ...
 
 
-# A visit is a tracker session; events without one (API calls) fall back to their visitor.
-VISIT = func.coalesce(Event.session_id, Event.visitor_id)
+def visit(ev: FromClause) -> ColumnElement:
+    """A visit is a tracker session; events without one (API calls) fall back to their visitor."""
+    return func.coalesce(ev.c.session_id, ev.c.visitor_id)
 
 
-def scoped(stmt: Select, filters: Scope) -> Select:
-    """Restrict a SELECT on `events` to the filters' site and [start, end) period."""
-    stmt = stmt.where(Event.site_id == filters.site.id)
+def scoped(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
+    """Restrict a SELECT on `ev` to the filters' site and [start, end) period."""
+    stmt = stmt.where(ev.c.site_id == filters.site.id)
     if filters.start is not None:
-        stmt = stmt.where(Event.occurred_at >= filters.start)
+        stmt = stmt.where(ev.c.occurred_at >= filters.start)
     if filters.end is not None:
-        stmt = stmt.where(Event.occurred_at < filters.end)
+        stmt = stmt.where(ev.c.occurred_at < filters.end)
     return stmt
 
 
@@ -59,3 +69,70 @@ def percent(part: Any, whole: Any) -> Any:
         whole = pd.Series(whole, index=part.index) if not isinstance(whole, pd.Series) else whole
         return (part * 100.0 / whole.where(whole != 0)).round(1)
     return round(part * 100.0 / whole, 1) if whole else None
+
+
+# --- metrics: raw counts that rollups can store per day ------------------------------------
+
+Counts = Callable[[Scope, FromClause], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A raw-count query whose per-day results add up to the result over any range of days.
+
+    `counts(scope, ev)` returns one row per group: the `keys` columns, then the `measures`
+    columns, all counts that add up across disjoint sets of visitors and visits. `grain` is the
+    time bucket a stored day is counted in when a key is the time bucket ('hour' or 'day'); a
+    read regroups the stored buckets into the range's own.
+    """
+
+    name: str
+    counts: Counts
+    keys: tuple[str, ...]
+    measures: tuple[str, ...]
+    grain: str | None = None
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(
+    name: str, keys: Sequence[str], measures: Sequence[str], grain: str | None = None
+) -> Callable[[Counts], Counts]:
+    """Register a raw-count query as a metric that rollups store (see `Metric`)."""
+
+    def register(fn: Counts) -> Counts:
+        METRICS[name] = Metric(name, fn, tuple(keys), tuple(measures), grain)
+        return fn
+
+    return register
+
+
+_reference: contextvars.ContextVar[bool] = contextvars.ContextVar("raw_stats", default=False)
+
+
+@contextlib.contextmanager
+def reference() -> Iterator[None]:
+    """Compute every stats function from raw events inside this block (the exactness oracle)."""
+    token = _reference.set(True)
+    try:
+        yield
+    finally:
+        _reference.reset(token)
+
+
+def use_rollups() -> bool:
+    """Whether reads go through rollups: on unless ROLLUPS is off or inside `reference()`."""
+    if _reference.get():
+        return False
+    return not has_app_context() or bool(current_app.config.get("ROLLUPS", True))
+
+
+def counts(name: str, filters: Scope) -> pd.DataFrame:
+    """A metric's counts over the filters' range: from rollups when they are on, else raw."""
+    found = METRICS[name]
+    if not use_rollups():
+        return found.counts(filters, EVENTS)
+    from ..rollups.read import combine
+
+    return combine(found, filters)

@@ -1,18 +1,20 @@
-"""Overview metrics: the headline numbers, the traffic over time, and where visits come from."""
+"""Overview metrics: the headline numbers, the traffic over time, and where visits come from.
+
+Each public function reads its counts through `base.counts` (rollups, or raw events) and then
+ranks or derives; the `@metric` functions below are the raw SQL, written once.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import FromClause, and_, case, func, select
 
 from ..extensions import db
-from ..models import Event
 from ..vocabulary import PAGEVIEW
-from .base import VISIT, Scope, frame, percent, scoped
+from .base import Scope, counts, frame, metric, percent, scoped, visit
 from .dialect import seconds_between, time_bucket, url_host
 from .timeline import complete
 
-IS_PAGEVIEW = case((Event.name == PAGEVIEW, 1), else_=0)
 DIRECT = "(direct)"
 UNKNOWN = "(unknown)"
 
@@ -25,35 +27,57 @@ SUMMARY_METRICS = {
 }
 
 
-def _totals(filters: Scope) -> dict[str, float | None]:
-    """The headline numbers for one period: two queries, all counting done by the database."""
+def _is_pageview(ev: FromClause):
+    return case((ev.c.name == PAGEVIEW, 1), else_=0)
+
+
+@metric("summary", keys=(), measures=("visitors", "visits", "pageviews", "bounces", "seconds"))
+def _summary_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    """Visitors, visits, page views, bounced visits and the visits' summed length in seconds."""
     visitors, pageviews = db.session.execute(
-        scoped(select(func.count(Event.visitor_id.distinct()), func.sum(IS_PAGEVIEW)), filters)
+        scoped(
+            select(func.count(ev.c.visitor_id.distinct()), func.sum(_is_pageview(ev))),
+            filters,
+            ev,
+        )
     ).one()
     per_visit = (
         scoped(
             select(
                 func.count().label("events"),
-                func.sum(IS_PAGEVIEW).label("pageviews"),
-                seconds_between(func.min(Event.occurred_at), func.max(Event.occurred_at)).label(
+                func.sum(_is_pageview(ev)).label("pageviews"),
+                seconds_between(func.min(ev.c.occurred_at), func.max(ev.c.occurred_at)).label(
                     "seconds"
                 ),
-            ).where(VISIT.isnot(None)),
+            ).where(visit(ev).isnot(None)),
             filters,
+            ev,
         )
-        .group_by(VISIT)
+        .group_by(visit(ev))
         .subquery()
     )
     bounced = case((and_(per_visit.c.events == 1, per_visit.c.pageviews == 1), 1), else_=0)
     visits, bounces, seconds = db.session.execute(
-        select(func.count(), func.sum(bounced), func.avg(per_visit.c.seconds))
+        select(func.count(), func.sum(bounced), func.sum(per_visit.c.seconds))
     ).one()
+    row = (visitors or 0, visits or 0, pageviews or 0, bounces or 0, float(seconds or 0.0))
+    return pd.DataFrame([row], columns=["visitors", "visits", "pageviews", "bounces", "seconds"])
+
+
+def _totals(filters: Scope) -> dict[str, float | None]:
+    """The headline numbers for one period, from the summed counts."""
+    visitors, visits, pageviews, bounces, seconds = (
+        counts("summary", filters).sum().reindex(
+            ["visitors", "visits", "pageviews", "bounces", "seconds"], fill_value=0
+        )
+    )
+    visits = int(visits)
     return {
-        "visitors": int(visitors or 0),
-        "visits": int(visits or 0),
-        "pageviews": int(pageviews or 0),
-        "bounce_rate": percent(int(bounces or 0), visits),
-        "avg_visit_seconds": round(float(seconds), 1) if seconds is not None else None,
+        "visitors": int(visitors),
+        "visits": visits,
+        "pageviews": int(pageviews),
+        "bounce_rate": percent(int(bounces), visits),
+        "avg_visit_seconds": round(float(seconds) / visits, 1) if visits else None,
     }
 
 
@@ -76,18 +100,28 @@ def overview_summary(filters: Scope) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns, dtype=object)
 
 
-def pageviews_over_time(filters: Scope) -> pd.DataFrame:
-    """Page views and visitors per time bucket (empty buckets included, as zeros)."""
-    bucket = time_bucket(Event.occurred_at, filters.bucket).label("bucket")
+def _traffic_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    bucket = time_bucket(ev.c.occurred_at, filters.bucket).label("bucket")
     stmt = scoped(
         select(
             bucket,
-            func.sum(IS_PAGEVIEW).label("pageviews"),
-            func.count(Event.visitor_id.distinct()).label("visitors"),
+            func.sum(_is_pageview(ev)).label("pageviews"),
+            func.count(ev.c.visitor_id.distinct()).label("visitors"),
         ),
         filters,
+        ev,
     ).group_by(bucket)
-    return complete(frame(stmt), filters.bucket, filters.start, filters.end)
+    return frame(stmt)
+
+
+metric("traffic_hour", ("bucket",), ("pageviews", "visitors"), grain="hour")(_traffic_counts)
+metric("traffic_day", ("bucket",), ("pageviews", "visitors"), grain="day")(_traffic_counts)
+
+
+def pageviews_over_time(filters: Scope) -> pd.DataFrame:
+    """Page views and visitors per time bucket (empty buckets included, as zeros)."""
+    name = "traffic_hour" if filters.bucket == "hour" else "traffic_day"
+    return complete(counts(name, filters), filters.bucket, filters.start, filters.end)
 
 
 def _ranked(df: pd.DataFrame, value: str, limit: int | None) -> pd.DataFrame:
@@ -98,130 +132,152 @@ def _ranked(df: pd.DataFrame, value: str, limit: int | None) -> pd.DataFrame:
     return df.head(limit) if limit else df
 
 
-def top_pages(filters: Scope, limit: int | None = None) -> pd.DataFrame:
-    """Paths by page views, with their distinct visitors."""
+@metric("pages", keys=("path",), measures=("pageviews", "visitors"))
+def _page_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
     stmt = scoped(
         select(
-            Event.path.label("path"),
+            ev.c.path.label("path"),
             func.count().label("pageviews"),
-            func.count(Event.visitor_id.distinct()).label("visitors"),
-        ).where(Event.name == PAGEVIEW, Event.path.isnot(None)),
+            func.count(ev.c.visitor_id.distinct()).label("visitors"),
+        ).where(ev.c.name == PAGEVIEW, ev.c.path.isnot(None)),
         filters,
-    ).group_by(Event.path)
-    return _ranked(frame(stmt), "pageviews", limit)
+        ev,
+    ).group_by(ev.c.path)
+    return frame(stmt)
 
 
-def _entries(filters: Scope):
+def top_pages(filters: Scope, limit: int | None = None) -> pd.DataFrame:
+    """Paths by page views, with their distinct visitors."""
+    return _ranked(counts("pages", filters), "pageviews", limit)
+
+
+def _entries(filters: Scope, ev: FromClause):
     """The first page view of each visit in the period, with where it came from."""
     first = (
         func.row_number()
-        .over(partition_by=VISIT, order_by=(Event.occurred_at, Event.id))
+        .over(partition_by=visit(ev), order_by=(ev.c.occurred_at, ev.c.id))
         .label("nth")
     )
     return scoped(
         select(
-            Event.path,
-            Event.referrer,
-            Event.utm_source,
-            Event.utm_medium,
-            Event.utm_campaign,
-            Event.visitor_id,
+            ev.c.path,
+            ev.c.referrer,
+            ev.c.utm_source,
+            ev.c.utm_medium,
+            ev.c.utm_campaign,
+            ev.c.visitor_id,
             first,
-        ).where(Event.name == PAGEVIEW, VISIT.isnot(None)),
+        ).where(ev.c.name == PAGEVIEW, visit(ev).isnot(None)),
         filters,
+        ev,
     ).subquery()
 
 
-def _by_entry(filters: Scope, label: str, key, limit: int | None, *where) -> pd.DataFrame:
-    entries = _entries(filters)
-    column = key(entries.c).label(label)
+def _entry_counts(filters: Scope, ev: FromClause, keys, *where) -> pd.DataFrame:
+    """Visits and their distinct visitors by `keys(entry columns)` of each visit's entry."""
+    entries = _entries(filters, ev)
+    columns = keys(entries.c)
     stmt = (
         select(
-            column,
+            *columns,
             func.count().label("visits"),
             func.count(entries.c.visitor_id.distinct()).label("visitors"),
         )
         .where(entries.c.nth == 1, *(w(entries.c) for w in where))
-        .group_by(column)
+        .group_by(*columns)
     )
-    return _ranked(frame(stmt), "visits", limit)
+    return frame(stmt)
+
+
+@metric("entry_pages", keys=("path",), measures=("visits", "visitors"))
+def _entry_page_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    return _entry_counts(filters, ev, lambda c: [func.coalesce(c.path, UNKNOWN).label("path")])
+
+
+@metric("referrers", keys=("referrer",), measures=("visits", "visitors"))
+def _referrer_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    return _entry_counts(
+        filters, ev, lambda c: [func.coalesce(url_host(c.referrer), DIRECT).label("referrer")]
+    )
+
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+
+
+@metric("utm", keys=UTM_KEYS, measures=("visits", "visitors"))
+def _utm_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    return _entry_counts(
+        filters,
+        ev,
+        lambda c: [func.coalesce(getattr(c, k), "").label(k) for k in UTM_KEYS],
+        lambda c: (c.utm_source.isnot(None)) | (c.utm_medium.isnot(None))
+        | (c.utm_campaign.isnot(None)),
+    )
 
 
 def entry_pages(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Landing pages: the path of each visit's first page view, by visits."""
-    return _by_entry(filters, "path", lambda c: func.coalesce(c.path, UNKNOWN), limit)
+    return _ranked(counts("entry_pages", filters), "visits", limit)
 
 
 def referrers(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Referring hosts of each visit's first page view, by visits; no referrer is '(direct)'."""
-    return _by_entry(
-        filters,
-        "referrer",
-        lambda c: func.coalesce(url_host(c.referrer), DIRECT),
-        limit,
-    )
+    return _ranked(counts("referrers", filters), "visits", limit)
 
 
 def utm_campaigns(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Visits that landed with UTM parameters, by source / medium / campaign."""
-    entries = _entries(filters)
-    c = entries.c
-    keys = [
-        func.coalesce(c.utm_source, "").label("utm_source"),
-        func.coalesce(c.utm_medium, "").label("utm_medium"),
-        func.coalesce(c.utm_campaign, "").label("utm_campaign"),
-    ]
-    stmt = (
-        select(
-            *keys,
-            func.count().label("visits"),
-            func.count(c.visitor_id.distinct()).label("visitors"),
-        )
-        .where(
-            c.nth == 1,
-            (c.utm_source.isnot(None)) | (c.utm_medium.isnot(None)) | (c.utm_campaign.isnot(None)),
-        )
-        .group_by(*keys)
-    )
-    df = frame(stmt)
-    df = df.sort_values(
-        ["visits", "utm_source", "utm_medium", "utm_campaign"],
-        ascending=[False, True, True, True],
-        ignore_index=True,
+    df = counts("utm", filters).sort_values(
+        ["visits", *UTM_KEYS], ascending=[False, True, True, True], ignore_index=True
     )
     df["visits"] = df["visits"].astype("int64")
     df["share_pct"] = percent(df["visits"], int(df["visits"].sum()))
     return df.head(limit) if limit else df
 
 
-def _visitors_by(filters: Scope, column, label: str, limit: int | None) -> pd.DataFrame:
+def _visitors_by(column: str):
     """Distinct visitors by a user-agent column; events sent without a user agent (recorder
     records, server-side calls) say nothing about it and are left out."""
-    key = column.label(label)
-    stmt = scoped(
-        select(key, func.count(Event.visitor_id.distinct()).label("visitors")).where(
-            Event.visitor_id.isnot(None), column.isnot(None)
-        ),
-        filters,
-    ).group_by(column)
-    return _ranked(frame(stmt), "visitors", limit)
+
+    def count(filters: Scope, ev: FromClause) -> pd.DataFrame:
+        key = ev.c[column]
+        stmt = scoped(
+            select(key.label(column), func.count(ev.c.visitor_id.distinct()).label("visitors"))
+            .where(ev.c.visitor_id.isnot(None), key.isnot(None)),
+            filters,
+            ev,
+        ).group_by(key)
+        return frame(stmt)
+
+    return metric(column, keys=(column,), measures=("visitors",))(count)
+
+
+_visitors_by("browser")
+_visitors_by("os")
+_visitors_by("device")
 
 
 def browsers(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Distinct visitors by browser family."""
-    return _visitors_by(filters, Event.browser, "browser", limit)
+    return _ranked(counts("browser", filters), "visitors", limit)
 
 
 def operating_systems(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Distinct visitors by operating system."""
-    return _visitors_by(filters, Event.os, "os", limit)
+    return _ranked(counts("os", filters), "visitors", limit)
 
 
 def devices(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Distinct visitors by device type (desktop, mobile, tablet, ...)."""
-    return _visitors_by(filters, Event.device, "device", limit)
+    return _ranked(counts("device", filters), "visitors", limit)
+
+
+@metric("events", keys=(), measures=("events",))
+def _event_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    total = db.session.execute(scoped(select(func.count()), filters, ev)).scalar_one()
+    return pd.DataFrame([(int(total),)], columns=["events"])
 
 
 def event_count(filters: Scope) -> int:
     """How many events the period holds (0 means the page shows its empty state)."""
-    return int(db.session.execute(scoped(select(func.count()), filters)).scalar_one())
+    return int(counts("events", filters)["events"].sum())

@@ -1,0 +1,485 @@
+"""Keep the rollups current: drain the queue that triggers on `events` fill, one day at a time.
+
+Every change to `events` (ingest, imports, deletions, late events with an old time) queues its
+(site, day) in the same transaction, so a committed event is always either rolled up or queued.
+`refresh` recomputes each queued day from raw events, in one transaction that also deletes the
+queue rows it saw: a row queued by a transaction that commits later stays for the next round.
+
+Only the holder of the lease refreshes, so several processes or nodes never work at once; and a
+day's recomputation replaces that day's rows, so doing it twice cannot double-count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    Date,
+    FromClause,
+    and_,
+    column,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import table as sql_table
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import (
+    Event,
+    RollupFact,
+    RollupLease,
+    RollupPresence,
+    RollupQueue,
+    RollupSpanEvent,
+    Site,
+    utcnow,
+)
+from ..stats.base import METRICS, Metric, visit
+from ..stats.dialect import dialect
+from .read import BUILT, SPAN_COLUMNS, stored_columns
+
+DAY = dt.timedelta(days=1)
+LEASE = "refresh"
+LEASE_SECONDS = 120  # a holder that died frees the lease after this long
+EVENTS = Event.__table__
+PRESENCE = RollupPresence.__table__
+LOCAL = "rollup_local_events"  # the temporary table of one day's day-local events
+
+
+@dataclass(frozen=True)
+class DayScope:
+    """One UTC day of one site, as the metric SQL expects its filters."""
+
+    site: Site
+    start: dt.datetime
+    end: dt.datetime
+    bucket: str = "day"
+
+    def previous(self) -> DayScope:  # part of the Scope protocol; never used for a day
+        return DayScope(self.site, self.start - DAY, self.start, self.bucket)
+
+
+@dataclass(frozen=True)
+class _SiteRef:
+    id: int
+
+
+# --- the lease --------------------------------------------------------------------------------
+
+_HOLDER = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def acquire_lease(holder: str = _HOLDER, seconds: float = LEASE_SECONDS) -> bool:
+    """Take (or extend) the refresh lease; False when another live holder has it."""
+    now = utcnow()
+    values = {"holder": holder, "expires_at": now + dt.timedelta(seconds=seconds)}
+    taken = db.session.execute(
+        update(RollupLease)
+        .where(
+            RollupLease.name == LEASE,
+            or_(RollupLease.expires_at < now, RollupLease.holder == holder),
+        )
+        .values(**values)
+    ).rowcount
+    if not taken:
+        try:
+            db.session.execute(insert(RollupLease).values(name=LEASE, **values))
+            taken = 1
+        except IntegrityError:
+            taken = 0
+    db.session.commit()
+    return bool(taken)
+
+
+def release_lease(holder: str = _HOLDER, refreshed: bool = True) -> None:
+    values: dict = {"expires_at": utcnow() - dt.timedelta(seconds=1)}
+    if refreshed:
+        values["refreshed_at"] = utcnow()
+    db.session.execute(
+        update(RollupLease)
+        .where(RollupLease.name == LEASE, RollupLease.holder == holder)
+        .values(**values)
+    )
+    db.session.commit()
+
+
+# --- draining the queue -----------------------------------------------------------------------
+
+
+def queued_days(site_id: int | None = None) -> list[tuple[int, dt.date]]:
+    """The distinct (site, day) pairs waiting, newest day first (today matters most)."""
+    stmt = select(RollupQueue.site_id, RollupQueue.day).group_by(
+        RollupQueue.site_id, RollupQueue.day
+    )
+    if site_id is not None:
+        stmt = stmt.where(RollupQueue.site_id == site_id)
+    pairs = db.session.execute(stmt).all()
+    db.session.commit()
+    return sorted(((s, _as_date(d)) for s, d in pairs), key=lambda p: (p[1], p[0]), reverse=True)
+
+
+def refresh(
+    site_id: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_rounds: int = 10,
+) -> int:
+    """Recompute every queued day (of one site, or all) under the lease; return days done.
+
+    Returns -1 when another process holds the lease (it is doing this work already).
+    """
+    if not acquire_lease():
+        return -1
+    done = 0
+    try:
+        for _ in range(max_rounds):
+            pairs = queued_days(site_id)
+            if not pairs:
+                break
+            for site, day in pairs:
+                _presence_only(site, day)
+            for n, (site, day) in enumerate(pairs):
+                refresh_day(site, day, pending=set(pairs[n + 1 :]))
+                done += 1
+                if progress is not None:
+                    progress(1)
+                acquire_lease()  # extend it: a rebuild may take minutes
+    finally:
+        db.session.rollback()
+        release_lease(refreshed=done > 0)
+    return done
+
+
+def _as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def _begin() -> None:
+    """Start the day's transaction; on PostgreSQL one snapshot for all its statements."""
+    db.session.rollback()
+    if dialect() == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _day_keys(site_id: int, start: dt.datetime) -> list[tuple[str | None, str | None]]:
+    """(visitor, visit) of every event of the day."""
+    return db.session.execute(
+        select(EVENTS.c.visitor_id, visit(EVENTS)).where(
+            EVENTS.c.site_id == site_id,
+            EVENTS.c.occurred_at >= start,
+            EVENTS.c.occurred_at < start + DAY,
+        )
+    ).all()
+
+
+def _write_presence(site_id: int, day: dt.date, keys: list[tuple[str | None, str | None]]) -> None:
+    db.session.execute(
+        delete(RollupPresence).where(RollupPresence.site_id == site_id, RollupPresence.day == day)
+    )
+    rows = {("u", u) for u, _ in keys if u} | {("v", v) for _, v in keys if v}
+    if rows:
+        db.session.execute(
+            insert(RollupPresence),
+            [
+                {"site_id": site_id, "kind": k, "key": key, "day": day, "spans": False}
+                for k, key in rows
+            ],
+        )
+
+
+def _presence_only(site_id: int, day: dt.date) -> None:
+    """First pass over a batch: who was there each day, so the second pass knows who spans."""
+    _begin()
+    _write_presence(site_id, day, _day_keys(site_id, dt.datetime.combine(day, dt.time())))
+    db.session.commit()
+
+
+def _spanning(keys: list[tuple[str | None, str | None]], seen_elsewhere: set[tuple[str, str]]):
+    """Visitors and visits to keep apart: those seen on other days, and, closed over the day's
+    events, whatever shares an event with them."""
+    visitors = {key for kind, key in seen_elsewhere if kind == "u"}
+    visits = {key for kind, key in seen_elsewhere if kind == "v"}
+    grew = bool(visitors or visits)
+    while grew:
+        grew = False
+        for u, v in keys:
+            if (u and u in visitors) or (v and v in visits):
+                if u and u not in visitors:
+                    visitors.add(u)
+                    grew = True
+                if v and v not in visits:
+                    visits.add(v)
+                    grew = True
+    return visitors, visits
+
+
+def refresh_day(site_id: int, day: dt.date, pending: Iterable[tuple[int, dt.date]] = ()) -> None:
+    """Recompute one day's presence, span events and facts from raw events, in one transaction."""
+    pending = set(pending)
+    start = dt.datetime.combine(day, dt.time())
+    _begin()
+    db.session.execute(
+        delete(RollupQueue).where(RollupQueue.site_id == site_id, RollupQueue.day == day)
+    )
+    before = {
+        (k, key): spans
+        for k, key, spans in db.session.execute(
+            select(RollupPresence.kind, RollupPresence.key, RollupPresence.spans).where(
+                RollupPresence.site_id == site_id, RollupPresence.day == day
+            )
+        )
+    }
+    keys = _day_keys(site_id, start)
+    _write_presence(site_id, day, keys)
+
+    other = PRESENCE.alias("other")
+    mine = PRESENCE.alias("mine")
+    elsewhere = db.session.execute(
+        select(mine.c.kind, mine.c.key, other.c.day, other.c.spans).join(
+            other,
+            and_(
+                other.c.site_id == mine.c.site_id,
+                other.c.kind == mine.c.kind,
+                other.c.key == mine.c.key,
+                other.c.day != mine.c.day,
+            ),
+        ).where(mine.c.site_id == site_id, mine.c.day == day)
+    ).all()
+    visitors, visits = _spanning(keys, {(k, key) for k, key, _, _ in elsewhere})
+    marked = [("u", u) for u in visitors] + [("v", v) for v in visits]
+    if marked:
+        _mark_spanning(site_id, day, marked)
+
+    # Other days that must be recounted: they hold a visitor or visit that now spans but was
+    # counted there as day-local, or one that was kept apart for a link to this day now gone.
+    stale = {_as_date(d) for _, _, d, spans in elsewhere if not spans}
+    gone = [key for key, spans in before.items() if key not in set(marked) and spans]
+    if gone:
+        stale |= _other_days(site_id, day, gone)
+    for other_day in stale - {day}:
+        if (site_id, other_day) not in pending:
+            db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
+
+    _write_span_events(site_id, day, start)
+    _write_facts(site_id, day, start)
+    db.session.commit()
+
+
+def _mark_spanning(site_id: int, day: dt.date, marked: list[tuple[str, str]]) -> None:
+    for kind in ("u", "v"):
+        chosen = [key for k, key in marked if k == kind]
+        for at in range(0, len(chosen), 500):
+            db.session.execute(
+                update(RollupPresence)
+                .where(
+                    RollupPresence.site_id == site_id,
+                    RollupPresence.day == day,
+                    RollupPresence.kind == kind,
+                    RollupPresence.key.in_(chosen[at : at + 500]),
+                )
+                .values(spans=True)
+            )
+
+
+def _other_days(site_id: int, day: dt.date, keys: list[tuple[str, str]]) -> set[dt.date]:
+    days: set[dt.date] = set()
+    for kind in ("u", "v"):
+        chosen = [key for k, key in keys if k == kind]
+        for at in range(0, len(chosen), 500):
+            days |= {
+                _as_date(d)
+                for d in db.session.execute(
+                    select(RollupPresence.day).where(
+                        RollupPresence.site_id == site_id,
+                        RollupPresence.kind == kind,
+                        RollupPresence.key.in_(chosen[at : at + 500]),
+                        RollupPresence.day != day,
+                    )
+                ).scalars()
+            }
+    return days
+
+
+def _is_spanning(ev: FromClause, site_id: int, day: dt.date):
+    """Whether an event of the day belongs to a visitor or visit kept apart."""
+
+    def marked(kind: str, key) -> object:
+        return exists().where(
+            PRESENCE.c.site_id == site_id,
+            PRESENCE.c.kind == kind,
+            PRESENCE.c.key == key,
+            PRESENCE.c.day == day,
+            PRESENCE.c.spans.is_(True),
+        )
+
+    return or_(marked("u", ev.c.visitor_id), marked("v", visit(ev)))
+
+
+def _write_span_events(site_id: int, day: dt.date, start: dt.datetime) -> None:
+    span = RollupSpanEvent.__table__
+    db.session.execute(delete(span).where(span.c.site_id == site_id, span.c.day == day))
+    of_day = and_(
+        EVENTS.c.site_id == site_id,
+        EVENTS.c.occurred_at >= start,
+        EVENTS.c.occurred_at < start + DAY,
+    )
+    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), _day_literal(day)).where(
+        of_day, _is_spanning(EVENTS, site_id, day)
+    )
+    db.session.execute(insert(span).from_select([*SPAN_COLUMNS, "day"], chosen))
+
+
+def _day_literal(day: dt.date):
+    return literal(day, Date).label("day")
+
+
+def _local_table(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
+    """The day's day-local events in a temporary table, read by every metric's SQL."""
+    db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
+    columns = ", ".join(SPAN_COLUMNS)
+    spanning = select(func.count()).select_from(RollupSpanEvent).where(
+        RollupSpanEvent.site_id == site_id, RollupSpanEvent.day == day
+    )
+    where = "site_id = :site AND occurred_at >= :start AND occurred_at < :end"
+    if db.session.execute(spanning).scalar_one():
+        where += (
+            " AND NOT EXISTS (SELECT 1 FROM rollup_span_events s WHERE s.site_id = e.site_id"
+            " AND s.occurred_at = e.occurred_at AND s.id = e.id)"
+        )
+    db.session.execute(
+        text(f"CREATE TEMPORARY TABLE {LOCAL} AS SELECT {columns} FROM events e WHERE {where}"),
+        {"site": site_id, "start": _param_time(start), "end": _param_time(start + DAY)},
+    )
+    return sql_table(LOCAL, *(column(c) for c in SPAN_COLUMNS))
+
+
+def _param_time(moment: dt.datetime):
+    """A time parameter for raw SQL, in the form the column holds on each database."""
+    if dialect() == "sqlite":
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
+    db.session.execute(
+        delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
+    )
+    local = _local_table(site_id, day, start)
+    site = _SiteRef(site_id)
+    rows: list[dict] = []
+    for metric in METRICS.values():
+        scope = DayScope(site, start, start + DAY, metric.grain or "day")  # type: ignore[arg-type]
+        rows.extend(_fact_rows(metric, site_id, day, metric.counts(scope, local)))
+    rows.append(_fact(site_id, day, BUILT, {}))
+    db.session.execute(insert(RollupFact), rows)
+    db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
+
+
+def _fact(site_id: int, day: dt.date, metric: str, values: dict) -> dict:
+    row = {"site_id": site_id, "metric": metric, "day": day, "k1": "", "k2": "", "k3": ""}
+    row |= {"n1": 0, "n2": 0, "n3": 0, "n4": 0, "x": 0.0}
+    return row | values
+
+
+def _key_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | pd.Timestamp):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[dict]:
+    where = stored_columns(metric)
+    out = []
+    for record in df.to_dict("records"):
+        values = {}
+        for name, value in record.items():
+            slot = where[name]
+            if slot.startswith("k"):
+                values[slot] = _key_text(value)
+            elif slot == "x":
+                values[slot] = float(value or 0.0)
+            else:
+                values[slot] = int(value or 0)
+        if metric.keys or any(values.get(s) for s in ("n1", "n2", "n3", "n4", "x")):
+            out.append(_fact(site_id, day, metric.name, values))
+    return out
+
+
+# --- the CLI's rebuild and status ----------------------------------------------------------
+
+
+def queue_rebuild(site_id: int | None = None, since: dt.date | None = None) -> int:
+    """Queue every day that has events or rollups (of one site, since a day); return how many."""
+    days: set[tuple[int, dt.date]] = set()
+    day_of = func.date(EVENTS.c.occurred_at)
+    stmt = select(EVENTS.c.site_id, day_of).group_by(EVENTS.c.site_id, day_of)
+    facts = select(RollupFact.site_id, RollupFact.day).where(RollupFact.metric == BUILT)
+    if site_id is not None:
+        stmt = stmt.where(EVENTS.c.site_id == site_id)
+        facts = facts.where(RollupFact.site_id == site_id)
+    if since is not None:
+        stmt = stmt.where(EVENTS.c.occurred_at >= dt.datetime.combine(since, dt.time()))
+        facts = facts.where(RollupFact.day >= since)
+    for s, d in [*db.session.execute(stmt), *db.session.execute(facts)]:
+        days.add((s, _as_date(d)))
+    if days:
+        db.session.execute(insert(RollupQueue), [{"site_id": s, "day": d} for s, d in days])
+    db.session.commit()
+    return len(days)
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    public_id: str
+    name: str
+    queued_days: int
+    lag_seconds: float | None  # how long the oldest queued change has waited; None: up to date
+    built_days: int
+
+
+def status() -> tuple[list[SiteStatus], dt.datetime | None]:
+    """Each site's lag, and when rollups were last refreshed."""
+    now = utcnow()
+    queue = {
+        s: (n, oldest)
+        for s, n, oldest in db.session.execute(
+            select(
+                RollupQueue.site_id,
+                func.count(RollupQueue.day.distinct()),
+                func.min(RollupQueue.queued_at),
+            ).group_by(RollupQueue.site_id)
+        )
+    }
+    built = dict(
+        db.session.execute(
+            select(RollupFact.site_id, func.count())
+            .where(RollupFact.metric == BUILT)
+            .group_by(RollupFact.site_id)
+        ).all()
+    )
+    out = []
+    for site in db.session.execute(select(Site).order_by(Site.id)).scalars():
+        n, oldest = queue.get(site.id, (0, None))
+        if isinstance(oldest, str):
+            oldest = dt.datetime.fromisoformat(oldest)
+        lag = max((now - oldest).total_seconds(), 0.0) if oldest is not None else None
+        out.append(SiteStatus(site.public_id, site.name, n, lag, built.get(site.id, 0)))
+    last = db.session.execute(
+        select(RollupLease.refreshed_at).where(RollupLease.name == LEASE)
+    ).scalar()
+    return out, last
