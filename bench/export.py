@@ -96,11 +96,13 @@ def _logged_in(base: str) -> requests.Session:
 def _download(session: requests.Session, url: str) -> tuple[int, int]:
     """Stream the CSV and return (data rows, bytes); the header line is not a row."""
     size = lines = 0
+    last = b""
     with session.get(url, stream=True) as response:
         response.raise_for_status()
         for chunk in response.iter_content(chunk_size=1 << 16):
             size += len(chunk)
-            lines += chunk.count(b"\r\n")
+            lines += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            last = chunk[-1:]
     return lines - 1, size
 
 
