@@ -35,7 +35,7 @@ def safe_filename(name: str, default: str = "export.csv") -> str:
 def cell(value: Any) -> Any:
     """One value as a CSV cell: None/NaN empty, times ISO 8601, JSON for structures, guarded."""
     if value.__class__ is str:  # the common case first: this runs for every cell of every row
-        return _guard(value)
+        return guard(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -54,10 +54,10 @@ def cell(value: Any) -> Any:
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
     if value is pd.NaT or value is pd.NA:
         return ""
-    return _guard(str(value))
+    return guard(str(value))
 
 
-def _guard(text: str) -> str:
+def guard(text: str) -> str:
     """Defuse a would-be spreadsheet formula; leave plain numbers alone."""
     if text.startswith(FORMULA_STARTS) and not NUMBER.match(text):
         return "'" + text
@@ -91,7 +91,11 @@ def _headers(filename: str) -> dict[str, str]:
 
 def stream_csv(header: list[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
     """A streamed CSV download: rows are read from `rows` while the response is being sent."""
-    chunks = (chunk.encode("utf-8") for chunk in csv_chunks(header, rows))
+    return stream_chunks((chunk.encode("utf-8") for chunk in csv_chunks(header, rows)), filename)
+
+
+def stream_chunks(chunks: Iterable[bytes], filename: str) -> Response:
+    """A streamed CSV download of ready-made UTF-8 chunks (CSV that the database wrote)."""
     return Response(
         stream_with_context(chunks),
         mimetype=MIMETYPE,
