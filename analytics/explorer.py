@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, Text, and_, cast, or_, select, tuple_
+from sqlalchemy import Select, and_, or_, select, tuple_
 
 from .extensions import db
 from .filters import Filters
@@ -70,22 +70,9 @@ class Page:
     next_cursor: str | None  # the `before` value of the next (older) page, None on the last page
 
 
-def _columns(table: Table, names: tuple[str, ...], json_as_text: bool) -> list[Any]:
-    """The named columns; JSON ones as their text when `json_as_text` (a CSV needs only the
-    text, and decoding then re-encoding it would be most of an export's CPU time)."""
-    return [
-        cast(table.c[name], Text).label(name)
-        if json_as_text and isinstance(table.c[name].type, JSON)
-        else table.c[name]
-        for name in names
-    ]
-
-
-def events_select(
-    filters: Filters, columns: tuple[str, ...] = EVENT_COLUMNS, json_as_text: bool = False
-) -> Select:
+def events_select(filters: Filters, columns: tuple[str, ...] = EVENT_COLUMNS) -> Select:
     """Events of the site in the period, with the explorer filters, newest first."""
-    stmt = select(*_columns(Event.__table__, columns, json_as_text)).where(
+    stmt = select(*(Event.__table__.c[name] for name in columns)).where(
         Event.site_id == filters.site.id,
         Event.occurred_at >= filters.start,
         Event.occurred_at < filters.end,
@@ -101,14 +88,13 @@ def errors_select(
     filters: Filters,
     endpoint: str | None = None,
     columns: tuple[str, ...] = ERROR_COLUMNS,
-    json_as_text: bool = False,
 ) -> Select:
     """Rejected payloads received in the period, for the site or for no known site, newest first.
 
     Rejections whose site could not be identified (an unknown id, a body that did not parse) have
     no site; they are shown with every site, since they may be that site's lost events.
     """
-    stmt = select(*_columns(EventError.__table__, columns, json_as_text)).where(
+    stmt = select(*(EventError.__table__.c[name] for name in columns)).where(
         EventError.received_at >= filters.start,
         EventError.received_at < filters.end,
         or_(EventError.site_id == filters.site.id, EventError.site_id.is_(None)),

@@ -1,34 +1,30 @@
 """Raw downloads: every event and every rejected payload matching the filters, streamed.
 
-Rows come from a server-side cursor (`yield_per`) and leave as CSV chunks while later rows are
-still being read, so a million rows never sit in memory. No row cap. Login only: share links
-open dashboards, never raw data.
+The database writes the CSV (`csv_sql`) and its chunks leave while later rows are still being
+read, so a million rows never sit in memory. No row cap. Login only: share links open
+dashboards, never raw data.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from sqlalchemy import Select
 
 from ..auth import login_required
-from ..explorer import ERROR_COLUMNS, EVENT_COLUMNS, errors_select, events_select
-from ..export import stream_csv
+from ..csv_sql import csv_stream
+from ..explorer import errors_select, events_select
+from ..export import stream_chunks
 from ..extensions import db
 from ..filters import Filters
+from ..models import Event, EventError
 from .common import current_filters
 
 bp = Blueprint("export", __name__, url_prefix="/export")
 
-YIELD_PER = 5000
 
-
-def _stream(stmt, header: tuple[str, ...], filename: str) -> Response:
-    def rows():
-        # Oldest first in a file; executed only once the response starts streaming.
-        result = db.session.execute(stmt.execution_options(yield_per=YIELD_PER))
-        yield from result
-        result.close()
-
-    return stream_csv(list(header), rows(), filename)
+def _stream(stmt: Select, filename: str) -> Response:
+    # Executed only once the response starts streaming.
+    return stream_chunks(csv_stream(db.engine, stmt), filename)
 
 
 def _name(kind: str, filters: Filters) -> str:
@@ -42,8 +38,9 @@ def _name(kind: str, filters: Filters) -> str:
 def events_csv() -> Response:
     """`site`, `period` or `start`/`end`, and `source`, `name`, `category`, `session`, `path`."""
     filters = current_filters()
-    stmt = events_select(filters, json_as_text=True).order_by(None).order_by("occurred_at", "id")
-    return _stream(stmt, EVENT_COLUMNS, _name("events", filters))
+    # Oldest first in a file.
+    stmt = events_select(filters).order_by(None).order_by(Event.occurred_at, Event.id)
+    return _stream(stmt, _name("events", filters))
 
 
 @bp.get("/errors.csv")
@@ -53,8 +50,8 @@ def errors_csv() -> Response:
     filters = current_filters()
     endpoint = (request.args.get("endpoint") or "").strip()[:64] or None
     stmt = (
-        errors_select(filters, endpoint, json_as_text=True)
+        errors_select(filters, endpoint)
         .order_by(None)
-        .order_by("received_at", "id")
+        .order_by(EventError.received_at, EventError.id)
     )
-    return _stream(stmt, ERROR_COLUMNS, _name("errors", filters))
+    return _stream(stmt, _name("errors", filters))
