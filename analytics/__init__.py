@@ -63,6 +63,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.exempt(collect.bp, compat.bp)
     security.public(app, collect.bp, compat.bp, health.bp, apidocs.bp)
 
+    from .rollups import background as rollup_refresher
+
+    rollup_refresher.init_app(app)
+
     from .errors import register_error_handlers
 
     register_error_handlers(app)

@@ -109,7 +109,68 @@ def demo_load(days: int, events: int, public_id: str | None, seed: int | None) -
     click.echo(f"stored {stored} events over {days} days in site {site.public_id}")
 
 
+rollups_cli = AppGroup("rollups", help="The per-day tables the dashboards read.")
+
+
+def _site_id(public_id: str | None) -> int | None:
+    if public_id is None:
+        return None
+    site = db.session.execute(
+        db.select(Site).where(Site.public_id == public_id)
+    ).scalar_one_or_none()
+    if site is None:
+        _fail(InvalidInput(f"no site with public id {public_id!r}"))
+    return site.id
+
+
+def _drain(site_id: int | None, label: str) -> int:
+    from .rollups.refresh import queued_days, refresh
+
+    with click.progressbar(
+        length=len(queued_days(site_id)), label=label, file=sys.stderr
+    ) as bar:
+        done = refresh(site_id, progress=bar.update, max_rounds=100)
+    if done < 0:
+        _fail(click.ClickException("another process holds the refresh lease; try again soon"))
+    return done
+
+
+@rollups_cli.command("rebuild")
+@click.option("--site", "public_id", default=None, help="Only this site (public id).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="From this day.")
+def rollups_rebuild(public_id: str | None, since) -> None:
+    """Recompute the rollups of every day (of a site, since a day) from raw events."""
+    from .rollups.refresh import queue_rebuild
+
+    site_id = _site_id(public_id)
+    queued = queue_rebuild(site_id, since.date() if since else None)
+    done = _drain(site_id, f"rebuilding {queued} days")
+    click.echo(f"rebuilt {done} days")
+
+
+@rollups_cli.command("refresh")
+def rollups_refresh() -> None:
+    """Recompute the days changed since the last refresh (the app's thread does this too)."""
+    click.echo(f"refreshed {_drain(None, 'refreshing')} days")
+
+
+@rollups_cli.command("status")
+def rollups_status() -> None:
+    """Each site's queued days and lag (how long its oldest change has waited)."""
+    from .rollups.refresh import status
+
+    sites, last = status()
+    click.echo(f"last refresh: {last.isoformat(' ', 'seconds') if last else 'never'}")
+    for s in sites:
+        lag = "up to date" if s.lag_seconds is None else f"lag {s.lag_seconds:.0f} s"
+        click.echo(
+            f"{s.public_id}\t{s.name}\t{s.built_days} days built\t"
+            f"{s.queued_days} queued\t{lag}"
+        )
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(rollups_cli)
     for group in (sites_cli, users_cli, categories_cli):
         app.cli.add_command(group)
     app.cli.add_command(import_command)

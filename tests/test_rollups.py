@@ -43,7 +43,8 @@ class Period:
         return replace(self, start=self.start - length, end=self.start)
 
 
-NAMES = ["pageview", "pageview", "pageview", "scroll", "signup", "impression", "show"]
+NAMES = ["pageview", "pageview", "pageview", "scroll", "signup", "impression", "show",
+         "item_click", "showDetails", "click"]  # fmt: skip
 PATHS = ["/", "/a", "/b", None]
 REFERRERS = [None, "https://www.google.com/", "https://t.co/x"]
 AGENTS = [(None, None, None), ("Chrome", "Windows", "desktop"), ("Safari", "iOS", "mobile")]
@@ -61,6 +62,10 @@ event = st.fixed_dictionaries(
         "agent": st.sampled_from(AGENTS),
         "source": st.sampled_from(["tracker", "tracker", "benefits", "import", "track"]),
         "dedupe": st.one_of(st.none(), st.sampled_from(["d1", "d2", "d3"])),
+        "item": st.sampled_from(["rsa", "apl"]),
+        "position": st.one_of(st.none(), st.integers(1, 3)),
+        "category": st.sampled_from([None, "results", "forms"]),
+        "version": st.sampled_from([1, 2]),
     }
 )
 
@@ -82,10 +87,15 @@ def _row(sites, e: dict) -> dict:
         os=os_,
         device=device,
         dedupe_key=e["dedupe"],
-        item_id="rsa" if e["name"] in ("impression", "show") else None,
-        item_position=2 if e["name"] in ("impression", "show") else None,
-        list_size=5 if e["name"] in ("impression", "show") else None,
+        category=e["category"],
+        schema_version=e["version"],
+        item_id=e["item"] if e["name"] in LISTED else None,
+        item_position=e["position"] if e["name"] in LISTED else None,
+        list_size=3 + (e["minute"] % 2) if e["name"] in LISTED else None,
     )
+
+
+LISTED = ("impression", "show", "item_click", "showDetails", "signup")
 
 
 def _clear() -> None:
@@ -106,6 +116,17 @@ OVERVIEW = {
     "browsers": stats.browsers,
     "os": stats.operating_systems,
     "devices": stats.devices,
+    "events_over_time": lambda f: stats.events_over_time(f, top=3),
+    "categories_over_time": stats.categories_over_time,
+    "event_names": stats.event_names,
+    "track_actions": lambda f: stats.action_counts(f, "track"),
+    "event_over_time": lambda f: stats.event_over_time(f, "pageview"),
+    "event_pages": lambda f: stats.event_pages(f, "signup"),
+    "behaviour": stats.item_behaviour,
+    "heatmap": stats.position_heatmap,
+    "heatmap_rsa": lambda f: stats.position_heatmap(f, "rsa"),
+    "ctr": stats.ctr_by_position,
+    "items": lambda f: pd.DataFrame({"item": stats.list_items(f)}),
 }
 
 
@@ -122,8 +143,16 @@ def assert_same_answers(site, start: dt.datetime, end: dt.datetime, bucket: str)
         except AssertionError as exc:
             raise AssertionError(f"{name} over {start} - {end} ({bucket}): {exc}") from exc
     with reference():
-        expected_count = stats.event_count(period)
-    assert stats.event_count(period) == expected_count
+        expected = (
+            stats.event_count(period),
+            stats.recorder.events_by_benefit(site.id, start),
+            stats.recorder.statistics(site.id),
+        )
+    assert (
+        stats.event_count(period),
+        stats.recorder.events_by_benefit(site.id, start),
+        stats.recorder.statistics(site.id),
+    ) == expected
 
 
 ranges = st.tuples(st.integers(-24, DAYS * 24 + 24), st.integers(1, DAYS * 24 + 24))

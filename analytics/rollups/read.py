@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from flask import g, has_request_context
+from flask import has_request_context, request
 from sqlalchemy import FromClause, and_, exists, func, or_, select, union_all
 
 from ..extensions import db
@@ -96,7 +96,8 @@ def _cached_plan(filters: Scope) -> Plan:
     key = (filters.site.id, filters.start, filters.end)
     if not has_request_context():
         return plan(*key)
-    plans = g.setdefault("rollup_plans", {})
+    # On the request, not `g`: an app context (and its `g`) can outlive many requests.
+    plans = request.__dict__.setdefault("rollup_plans", {})
     if key not in plans:
         plans[key] = plan(*key)
     return plans[key]
@@ -162,11 +163,23 @@ def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
     return df
 
 
+def key_text(value) -> str:
+    """A group key as stored in rollup_facts: text, '' for a missing one (None or NaN)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, dt.datetime):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
 def combine(metric: Metric, filters: Scope) -> pd.DataFrame:
     """The metric over the filters' range: stored day-local counts + raw SQL over the rest."""
     p = _cached_plan(filters)
     stored = _stored(metric, p)
     rest = metric.counts(filters, _rest(p))
+    for key in metric.keys:  # stored keys are text; make the raw side's alike
+        if key != "bucket":
+            rest[key] = [key_text(v) for v in rest[key]]
     if "bucket" in metric.keys:
         stored["bucket"] = [
             bucket_start(b, filters.bucket) for b in pd.to_datetime(stored["bucket"])

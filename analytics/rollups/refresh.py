@@ -50,7 +50,7 @@ from ..models import (
 )
 from ..stats.base import METRICS, Metric, visit
 from ..stats.dialect import dialect
-from .read import BUILT, SPAN_COLUMNS, stored_columns
+from .read import BUILT, SPAN_COLUMNS, key_text, stored_columns
 
 DAY = dt.timedelta(days=1)
 LEASE = "refresh"
@@ -394,14 +394,6 @@ def _fact(site_id: int, day: dt.date, metric: str, values: dict) -> dict:
     return row | values
 
 
-def _key_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime | pd.Timestamp):
-        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
 def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[dict]:
     where = stored_columns(metric)
     out = []
@@ -410,7 +402,7 @@ def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> 
         for name, value in record.items():
             slot = where[name]
             if slot.startswith("k"):
-                values[slot] = _key_text(value)
+                values[slot] = key_text(value)
             elif slot == "x":
                 values[slot] = float(value or 0.0)
             else:

@@ -6,6 +6,7 @@ live in `dialect`. Every chart and table of the dashboards, and its CSV, comes f
 
 from __future__ import annotations
 
+from . import recorder
 from .actions import (
     action_counts,
     categories_over_time,
@@ -30,6 +31,7 @@ from .overview import (
 )
 
 __all__ = [
+    "recorder",
     "action_counts",
     "browsers",
     "categories_over_time",

@@ -7,11 +7,11 @@ from collections import Counter
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import FromClause, func, select
 
 from ..extensions import db
 from ..models import Event
-from .base import Scope, frame, percent, scoped
+from .base import Scope, counts, frame, metric, percent, scoped
 from .dialect import time_bucket
 from .timeline import complete
 
@@ -21,84 +21,127 @@ PROPERTY_SAMPLE = 5000  # the latest events of one name whose properties are cou
 VALUE_CAP = 200  # characters of a property value shown
 
 
-def _over_time(filters: Scope, column, label: str, top: int, *where) -> pd.DataFrame:
-    """Events per bucket and `label`; labels beyond the `top` busiest are summed as '(other)'."""
-    bucket = time_bucket(Event.occurred_at, filters.bucket).label("bucket")
-    key = func.coalesce(column, NONE).label(label)
+def _by_name_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    """Events and distinct visitors per time bucket and event name."""
+    bucket = time_bucket(ev.c.occurred_at, filters.bucket).label("bucket")
     stmt = scoped(
-        select(bucket, key, func.count().label("events")).where(*where), filters
-    ).group_by(bucket, key)
-    df = frame(stmt)
+        select(
+            bucket,
+            ev.c.name.label("name"),
+            func.count().label("events"),
+            func.count(ev.c.visitor_id.distinct()).label("visitors"),
+        ),
+        filters,
+        ev,
+    ).group_by(bucket, ev.c.name)
+    return frame(stmt)
+
+
+def _by_category_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    bucket = time_bucket(ev.c.occurred_at, filters.bucket).label("bucket")
+    key = func.coalesce(ev.c.category, NONE).label("category")
+    stmt = scoped(select(bucket, key, func.count().label("events")), filters, ev)
+    return frame(stmt.group_by(bucket, key))
+
+
+for grain in ("hour", "day"):
+    metric(f"names_{grain}", ("bucket", "name"), ("events", "visitors"), grain)(_by_name_counts)
+    metric(f"categories_{grain}", ("bucket", "category"), ("events",), grain)(_by_category_counts)
+
+
+def _bucketed(name: str, filters: Scope) -> pd.DataFrame:
+    return counts(f"{name}_{'hour' if filters.bucket == 'hour' else 'day'}", filters)
+
+
+def _over_time(filters: Scope, df: pd.DataFrame, label: str, top: int) -> pd.DataFrame:
+    """Events per bucket and `label`; labels beyond the `top` busiest are summed as '(other)'."""
+    df = df[["bucket", label, "events"]]
     if df.empty:
         return complete(df, filters.bucket, filters.start, filters.end, key=label)
-    totals = df.groupby(label)["events"].sum().sort_values(ascending=False, kind="stable")
-    keep = set(totals.index[:top]) if len(totals) > top + 1 else set(totals.index)
-    df[label] = df[label].where(df[label].isin(keep), OTHER)
-    df["bucket"] = pd.to_datetime(df["bucket"])
+    totals = df.groupby(label)["events"].sum()
+    totals = totals.reset_index().sort_values(
+        ["events", label], ascending=[False, True], kind="stable"
+    )[label]
+    keep = set(totals[:top]) if len(totals) > top + 1 else set(totals)
+    df = df.assign(**{label: df[label].where(df[label].isin(keep), OTHER)})
+    df = df.assign(bucket=pd.to_datetime(df["bucket"]))
     df = df.groupby(["bucket", label], as_index=False)["events"].sum()
     return complete(df, filters.bucket, filters.start, filters.end, key=label)
 
 
 def events_over_time(filters: Scope, top: int = 8) -> pd.DataFrame:
     """Events per bucket and event name (the `top` busiest names, the rest as '(other)')."""
-    return _over_time(filters, Event.name, "name", top)
+    return _over_time(filters, _bucketed("names", filters), "name", top)
 
 
 def categories_over_time(filters: Scope, top: int = 8) -> pd.DataFrame:
     """Events per bucket and category; events without one count as '(none)'."""
-    return _over_time(filters, Event.category, "category", top)
+    return _over_time(filters, _bucketed("categories", filters), "category", top)
+
+
+@metric("names", keys=("name",), measures=("events", "visitors"))
+def _name_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    stmt = scoped(
+        select(
+            ev.c.name.label("name"),
+            func.count().label("events"),
+            func.count(ev.c.visitor_id.distinct()).label("visitors"),
+        ),
+        filters,
+        ev,
+    ).group_by(ev.c.name)
+    return frame(stmt)
 
 
 def event_names(filters: Scope) -> pd.DataFrame:
     """Every event name with its count, distinct visitors and share of all events."""
-    stmt = scoped(
-        select(
-            Event.name.label("name"),
-            func.count().label("events"),
-            func.count(Event.visitor_id.distinct()).label("visitors"),
-        ),
-        filters,
-    ).group_by(Event.name)
-    df = frame(stmt).sort_values(["events", "name"], ascending=[False, True], ignore_index=True)
+    df = counts("names", filters)
+    df = df.sort_values(["events", "name"], ascending=[False, True], ignore_index=True)
     df["events"] = df["events"].astype("int64")
     df["share_pct"] = percent(df["events"], int(df["events"].sum()))
     return df
 
 
+@metric("source_names", keys=("source", "name"), measures=("count",))
+def _source_name_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    stmt = scoped(
+        select(ev.c.source, ev.c.name.label("action"), func.count().label("count")),
+        filters,
+        ev,
+    ).group_by(ev.c.source, ev.c.name)
+    return frame(stmt).rename(columns={"action": "name"})
+
+
 def action_counts(filters: Scope, source: str = "track") -> pd.DataFrame:
     """(action, count) for one source: the old `SELECT count(*), action ... GROUP BY action`."""
-    stmt = scoped(
-        select(Event.name.label("action"), func.count().label("count")).where(
-            Event.source == source
-        ),
-        filters,
-    ).group_by(Event.name)
-    df = frame(stmt).sort_values(["count", "action"], ascending=[False, True], ignore_index=True)
+    df = counts("source_names", filters)
+    df = df[df["source"] == source].rename(columns={"name": "action"})[["action", "count"]]
+    df = df.sort_values(["count", "action"], ascending=[False, True], ignore_index=True)
     df["count"] = df["count"].astype("int64")
     return df
 
 
 def event_over_time(filters: Scope, name: str) -> pd.DataFrame:
     """Events of one name and their distinct visitors per bucket."""
-    bucket = time_bucket(Event.occurred_at, filters.bucket).label("bucket")
+    df = _bucketed("names", filters)
+    df = df[df["name"] == name][["bucket", "events", "visitors"]]
+    return complete(df, filters.bucket, filters.start, filters.end)
+
+
+@metric("name_paths", keys=("name", "path"), measures=("events",))
+def _name_path_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    path = func.coalesce(ev.c.path, NONE).label("path")
     stmt = scoped(
-        select(
-            bucket,
-            func.count().label("events"),
-            func.count(Event.visitor_id.distinct()).label("visitors"),
-        ).where(Event.name == name),
-        filters,
-    ).group_by(bucket)
-    return complete(frame(stmt), filters.bucket, filters.start, filters.end)
+        select(ev.c.name.label("name"), path, func.count().label("events")), filters, ev
+    ).group_by(ev.c.name, path)
+    return frame(stmt)
 
 
 def event_pages(filters: Scope, name: str) -> pd.DataFrame:
     """Where one event happened: its count by path."""
-    path = func.coalesce(Event.path, NONE).label("path")
-    stmt = scoped(
-        select(path, func.count().label("events")).where(Event.name == name), filters
-    ).group_by(path)
-    df = frame(stmt).sort_values(["events", "path"], ascending=[False, True], ignore_index=True)
+    df = counts("name_paths", filters)
+    df = df[df["name"] == name][["path", "events"]]
+    df = df.sort_values(["events", "path"], ascending=[False, True], ignore_index=True)
     df["events"] = df["events"].astype("int64")
     df["share_pct"] = percent(df["events"], int(df["events"].sum()))
     return df

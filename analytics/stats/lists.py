@@ -8,22 +8,30 @@ Both sources count: the benefits recorder's records (`show`, `showDetails`, then
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import FromClause, case, func, select
 
-from ..models import Event
 from ..vocabulary import DETAIL_NAMES, SHOW_NAMES
-from .base import Scope, frame, percent, scoped
+from .base import Scope, counts, frame, metric, percent, scoped
 
 LIST_NAMES = (*SHOW_NAMES, *DETAIL_NAMES)
-SHOWN = case((Event.name.in_(SHOW_NAMES), 1), else_=0)
-OPENED = case((Event.name.in_(DETAIL_NAMES), 1), else_=0)
 BEHAVIOUR_COLUMNS = ["item_id", "shows", "details", "details_pct", "actions", "actions_pct"]
+
+
+@metric("items", keys=("item_id", "name"), measures=("events",))
+def _item_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    stmt = scoped(
+        select(ev.c.item_id, ev.c.name, func.count().label("events")).where(
+            ev.c.item_id.isnot(None)
+        ),
+        filters,
+        ev,
+    ).group_by(ev.c.item_id, ev.c.name)
+    return frame(stmt, ["item_id", "name", "events"])
 
 
 def list_items(filters: Scope) -> list[str]:
     """Ids of the items shown or acted on in the period, for a picker."""
-    stmt = scoped(select(Event.item_id).where(Event.item_id.isnot(None)), filters)
-    return list(frame(stmt.group_by(Event.item_id).order_by(Event.item_id))["item_id"])
+    return sorted(set(counts("items", filters)["item_id"]))
 
 
 def item_behaviour(filters: Scope, sort: str = "shows", descending: bool = True) -> pd.DataFrame:
@@ -32,13 +40,7 @@ def item_behaviour(filters: Scope, sort: str = "shows", descending: bool = True)
 
     An action is any other event on the item (a form opened, a link followed, ...).
     """
-    stmt = scoped(
-        select(Event.item_id, Event.name, func.count().label("events")).where(
-            Event.item_id.isnot(None)
-        ),
-        filters,
-    ).group_by(Event.item_id, Event.name)
-    long = frame(stmt, ["item_id", "name", "events"])
+    long = counts("items", filters)
     if long.empty:
         return pd.DataFrame(columns=BEHAVIOUR_COLUMNS)
     wide = long.pivot_table(
@@ -57,8 +59,8 @@ def item_behaviour(filters: Scope, sort: str = "shows", descending: bool = True)
     for name in action_names:
         out[name] = wide[name]
     out = out.reset_index().rename_axis(columns=None)
-    counts = [c for c in out.columns if c not in ("item_id", "details_pct", "actions_pct")]
-    out[counts] = out[counts].astype("int64")
+    counted = [c for c in out.columns if c not in ("item_id", "details_pct", "actions_pct")]
+    out[counted] = out[counted].astype("int64")
     if sort not in out.columns:
         sort = "shows"
     return out.sort_values(
@@ -66,22 +68,46 @@ def item_behaviour(filters: Scope, sort: str = "shows", descending: bool = True)
     )
 
 
-def _by_position(filters: Scope, item: str | None, *keys) -> pd.DataFrame:
+def _position_counts(filters: Scope, ev: FromClause, *keys: str) -> pd.DataFrame:
+    shown = case((ev.c.name.in_(SHOW_NAMES), 1), else_=0)
+    opened = case((ev.c.name.in_(DETAIL_NAMES), 1), else_=0)
+    columns = [ev.c[k].label(k if k != "item_position" else "position") for k in keys]
     stmt = scoped(
         select(
-            *keys,
-            func.sum(SHOWN).label("shows"),
-            func.sum(OPENED).label("details"),
+            *columns,
+            func.sum(shown).label("shows"),
+            func.sum(opened).label("details"),
         ).where(
-            Event.name.in_(LIST_NAMES),
-            Event.item_position.isnot(None),
-            Event.list_size.isnot(None),
+            ev.c.name.in_(LIST_NAMES),
+            ev.c.item_position.isnot(None),
+            ev.c.list_size.isnot(None),
         ),
         filters,
+        ev,
     )
+    return frame(stmt.group_by(*columns))
+
+
+# Per item (for the picker), and over all items (the default view, fewer rows to add up).
+metric("positions", ("position", "list_size"), ("shows", "details"))(
+    lambda f, ev: _position_counts(f, ev, "item_position", "list_size")
+)
+metric("item_positions", ("item_id", "position", "list_size"), ("shows", "details"))(
+    lambda f, ev: _position_counts(f, ev, "item_id", "item_position", "list_size")
+)
+
+
+def _by_position(filters: Scope, item: str | None, *keys: str) -> pd.DataFrame:
     if item:
-        stmt = stmt.where(Event.item_id == item)
-    df = frame(stmt.group_by(*keys).order_by(*keys))
+        df = counts("item_positions", filters)
+        df = df[df["item_id"] == item]
+    else:
+        df = counts("positions", filters)
+    df = df.assign(
+        position=df["position"].astype("int64"), list_size=df["list_size"].astype("int64")
+    )
+    df = df.groupby(list(keys), as_index=False)[["shows", "details"]].sum()
+    df = df.sort_values(list(keys), ignore_index=True)
     df[["shows", "details"]] = df[["shows", "details"]].astype("int64")
     return df
 
@@ -91,18 +117,13 @@ def position_heatmap(filters: Scope, item: str | None = None) -> pd.DataFrame:
 
     `rate` is empty where the cell has no shows (details without a show cannot make a rate).
     """
-    df = _by_position(
-        filters,
-        item,
-        Event.item_position.label("position"),
-        Event.list_size.label("list_size"),
-    )
+    df = _by_position(filters, item, "position", "list_size")
     df["rate"] = (df["details"] / df["shows"].where(df["shows"] != 0)).round(4)
     return df
 
 
 def ctr_by_position(filters: Scope, item: str | None = None) -> pd.DataFrame:
     """Click-through rate (detail views / shows, in %) by position in the list, all list sizes."""
-    df = _by_position(filters, item, Event.item_position.label("position"))
+    df = _by_position(filters, item, "position")
     df["ctr_pct"] = percent(df["details"], df["shows"])
     return df

@@ -15,6 +15,7 @@ from ..ingest.legacy import Reply, benefits, collector, track
 from ..ingest.legacy.site import legacy_site_id
 from ..ingest.request import BodyTooLarge, read_body
 from ..openapi import EXTRA_OPERATIONS
+from ..stats import recorder
 
 bp = Blueprint("compat", __name__)
 
@@ -86,14 +87,14 @@ def benefits_get() -> Response:
         start_at = benefits.parse_start(request.args.get("start_at"))
     except ValueError as exc:
         return _recorder_cors(_send(Reply(400, {"message": str(exc)})))
-    rows = benefits.events_by_benefit(legacy_site_id(current_app), start_at)
+    rows = recorder.events_by_benefit(legacy_site_id(current_app), start_at)
     return _recorder_cors(_send(Reply(200, rows)))
 
 
 @route("/statistics", ["GET"])
 def statistics() -> Response:
     """Counts per benefit, event type, page size and position (current version only)."""
-    return _recorder_cors(_send(Reply(200, benefits.statistics(legacy_site_id(current_app)))))
+    return _recorder_cors(_send(Reply(200, recorder.statistics(legacy_site_id(current_app)))))
 
 
 # --- Django collector -------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections import defaultdict
 from typing import Annotated, Any, Literal
 
 from flask import Flask
@@ -28,10 +27,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from sqlalchemy import func, select
 
-from ...extensions import db
-from ...models import Event, utcnow
+from ...models import utcnow
 from ..payload import depth, parse_iso, parse_json, scrub
 from ..writer import event_row, record_errors, store_events
 from . import Reply, rejection, summary
@@ -225,7 +222,7 @@ def record(app: Flask, body: bytes, content_type: str | None) -> Reply:
     return Reply(200, CREATED)
 
 
-# --- read side --------------------------------------------------------------------------------
+# --- read side (the counts themselves: analytics/stats/recorder.py) -----------------------
 
 
 def parse_start(value: str | None) -> dt.datetime | None:
@@ -236,51 +233,3 @@ def parse_start(value: str | None) -> dt.datetime | None:
         return parse_iso(value)
     except ValueError as exc:
         raise ValueError(f"start_at is not a date: {value[:64]!r}") from exc
-
-
-def events_by_benefit(site_id: int, start_at: dt.datetime | None) -> list[dict[str, Any]]:
-    """`GET /benefits`: [{"id": benefit, "events": {event_type: count}}], every version."""
-    query = (
-        select(Event.item_id, Event.name, func.count())
-        .where(Event.site_id == site_id, Event.source == SOURCE)
-        .group_by(Event.item_id, Event.name)
-        .order_by(Event.item_id, Event.name)
-    )
-    if start_at is not None:
-        query = query.where(Event.occurred_at >= start_at)
-    out: dict[str, dict[str, int]] = {}
-    for benefit, name, count in db.session.execute(query):
-        out.setdefault(benefit, {})[name] = count
-    return [{"id": benefit, "events": events} for benefit, events in out.items()]
-
-
-def statistics(site_id: int) -> list[dict[str, Any]]:
-    """`GET /statistics`: per benefit, counts by event_type, page_total and benefit_index.
-
-    Only the current version: older versions counted positions differently.
-    """
-    query = (
-        select(Event.item_id, Event.name, Event.list_size, Event.item_position, func.count())
-        .where(
-            Event.site_id == site_id,
-            Event.source == SOURCE,
-            Event.schema_version == CURRENT_VERSION,
-        )
-        .group_by(Event.item_id, Event.name, Event.list_size, Event.item_position)
-    )
-    tree: dict[str, dict[str, dict[str, dict[str, int]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict))
-    )
-    totals: dict[str, int] = defaultdict(int)
-    for benefit, name, total, index, count in db.session.execute(query):
-        tree[benefit][name][str(total)][str(index)] = count
-        totals[benefit] += count
-    ranked = sorted(tree, key=lambda benefit: (-totals[benefit], benefit))
-    return [
-        {
-            "benefit": benefit,
-            "events": {name: dict(by_total) for name, by_total in tree[benefit].items()},
-            "events_count": totals[benefit],
-        }
-        for benefit in ranked
-    ]
