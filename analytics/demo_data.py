@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .extensions import db
-from .ingest.legacy.benefits import EVENT_TYPES
+from .ingest.legacy.benefits import CURRENT_VERSION, EVENT_TYPES
 from .ingest.writer import event_row, insert_events
 from .models import utcnow
 
@@ -78,12 +78,24 @@ def _pick(rng: random.Random, options: list[tuple[Any, ...]]) -> tuple[Any, ...]
     return rng.choices(options, weights=[o[-1] for o in options])[0]
 
 
+# Builds one stored row from (site_id, occurred_at, name, fields): `event_dict` for the write
+# path, or a COPY line (analytics/demo_copy.py). Every generated event goes through one of them.
+MakeRow = Callable[[int, dt.datetime, str, dict[str, Any]], Any]
+
+
+def event_dict(site_id: int, at: dt.datetime, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A row for the single write path (`insert_events`)."""
+    return event_row(site_id=site_id, occurred_at=at, received_at=at, name=name, **fields)
+
+
 class _Visit:
     """One visit being generated: its clock moves forward with every event."""
 
-    def __init__(self, rng: random.Random, site_id: int, start: dt.datetime, source: str):
-        self.rng, self.site_id, self.at, self.source = rng, site_id, start, source
-        self.rows: list[dict[str, Any]] = []
+    def __init__(
+        self, rng: random.Random, site_id: int, start: dt.datetime, source: str, make: MakeRow
+    ):
+        self.rng, self.site_id, self.at, self.source, self.make = rng, site_id, start, source, make
+        self.rows: list[tuple[dt.datetime, Any]] = []  # (occurred_at, row)
         self.session = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
         self.visitor = f"{rng.getrandbits(128):032x}"
         self.browser, self.os, self.device, _ = _pick(rng, AGENTS)
@@ -101,15 +113,7 @@ class _Visit:
             "os": self.os,
             "device": self.device,
         }
-        self.rows.append(
-            event_row(
-                site_id=self.site_id,
-                occurred_at=self.at,
-                received_at=self.at,
-                name=name,
-                **(own | fields),
-            )
-        )
+        self.rows.append((self.at, self.make(self.site_id, self.at, name, own | fields)))
 
 
 def _results_list(visit: _Visit, path: str) -> str | None:
@@ -125,6 +129,7 @@ def _results_list(visit: _Visit, path: str) -> str | None:
         "source": "benefits",
         "session_id": None,
         "visitor_id": f"{rng.getrandbits(64):016x}",
+        "schema_version": CURRENT_VERSION,  # as the recorder stores a record without `version`
         **dict.fromkeys(("browser", "os", "device")),  # it sends no user agent
     }
     for position, item in enumerate(shown[:seen], start=1):
@@ -152,9 +157,9 @@ Known = dict[dt.date, list[tuple[str, tuple[str, str, str]]]]
 
 
 def _tracker_visit(
-    rng: random.Random, site_id: int, start: dt.datetime, known: Known
-) -> list[dict[str, Any]]:
-    visit = _Visit(rng, site_id, start, "tracker")
+    rng: random.Random, site_id: int, start: dt.datetime, known: Known, make: MakeRow
+) -> list[tuple[dt.datetime, Any]]:
+    visit = _Visit(rng, site_id, start, "tracker", make)
     # A third of the visits are by someone seen earlier the same day (the visitor id lives a day).
     today = known.setdefault(start.date(), [])
     if today and rng.random() < 0.33:
@@ -196,10 +201,12 @@ def _tracker_visit(
     return visit.rows
 
 
-def _legacy_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[dict[str, Any]]:
+def _legacy_visit(
+    rng: random.Random, site_id: int, start: dt.datetime, make: MakeRow
+) -> list[tuple[dt.datetime, Any]]:
     """The old FastAPI demo client (`/track`) or the Django collector."""
     if rng.random() < 0.7:
-        visit = _Visit(rng, site_id, start, "track")
+        visit = _Visit(rng, site_id, start, "track", make)
         visit.session = str(uuid.UUID(int=rng.getrandbits(128)))
         page = rng.choice(["/", "/demo", "/demo/page-2"])
         order = 0
@@ -211,7 +218,7 @@ def _legacy_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[
             order += 1
             visit.wait(1, 30)
         return visit.rows
-    visit = _Visit(rng, site_id, start, "collector")
+    visit = _Visit(rng, site_id, start, "collector", make)
     for _ in range(rng.randint(1, 4)):
         name = rng.choice(["button_click", "video_play", "faq_open"])
         visit.add(name, visitor_id=None, category="page interaction",
@@ -220,42 +227,78 @@ def _legacy_visit(rng: random.Random, site_id: int, start: dt.datetime) -> list[
     return visit.rows
 
 
-def _start(rng: random.Random, now: dt.datetime, days: int) -> dt.datetime:
-    """A visit's start: more recent days are a little busier, weekdays more than weekends."""
+def _days(now: dt.datetime, days: int) -> Iterator[tuple[dt.datetime, list[float]]]:
+    """Each day of the window, oldest first, with the weight of each of its 24 hours.
+
+    The window is the last `days` days up to half an hour ago (partial hours weigh their part).
+    More recent days are a little busier (up to 35%), weekdays more than weekends.
+    """
+    low, high = now - dt.timedelta(days=days), now - dt.timedelta(minutes=30)
+    day = dt.datetime.combine(low.date(), dt.time())
+    while day < high:
+        age = (now - day) / dt.timedelta(days=1)
+        weight = (1 - 0.35 * min(age, days) / days) * WEEKDAY_WEIGHTS[day.weekday()] / 10
+        hours = []
+        for hour, hour_weight in enumerate(HOUR_WEIGHTS):
+            begin = day + dt.timedelta(hours=hour)
+            open_part = min(high, begin + dt.timedelta(hours=1)) - max(low, begin)
+            hours.append(weight * hour_weight * max(open_part / dt.timedelta(hours=1), 0))
+        yield day, hours
+        day += dt.timedelta(days=1)
+
+
+def _start(
+    rng: random.Random, now: dt.datetime, days: int, day: dt.datetime, hours: list[float]
+) -> dt.datetime:
+    """A visit's start on `day`, at an hour drawn by its weight, inside the window."""
+    low, high = now - dt.timedelta(days=days), now - dt.timedelta(minutes=30)
     while True:
-        age = rng.random() * days
-        if rng.random() > 1 - 0.35 * age / max(days, 1):
-            continue  # growth: older days are thinned out, up to 35%
-        day = (now - dt.timedelta(days=age)).date()
-        if rng.random() * 10 > WEEKDAY_WEIGHTS[day.weekday()]:
-            continue
-        hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
-        start = dt.datetime.combine(day, dt.time(hour)) + dt.timedelta(seconds=rng.random() * 3600)
-        if start < now - dt.timedelta(minutes=30):
+        hour = rng.choices(range(24), weights=hours)[0]
+        start = day + dt.timedelta(hours=hour, seconds=rng.random() * 3600)
+        if low <= start < high:
             return start
 
 
 def generate(
-    site_id: int, days: int, events: int, *, now: dt.datetime | None = None, seed: int | None = None
-) -> Iterator[dict[str, Any]]:
-    """Yield exactly `events` event rows spread over the last `days` days (none in the future)."""
+    site_id: int,
+    days: int,
+    events: int,
+    *,
+    now: dt.datetime | None = None,
+    seed: int | None = None,
+    make: MakeRow = event_dict,
+) -> Iterator[Any]:
+    """Yield exactly `events` rows (built by `make`) over the last `days` days, none in future.
+
+    Day by day, oldest first, each day's rows in time order (as real traffic arrives, so tables
+    and their indexes fill in time order): each day gets its share of `events` by its weight.
+    """
     rng = random.Random(seed)
     now = now or utcnow()
-    made = 0
-    known: Known = {}
-    while made < events:
-        start = _start(rng, now, days)
-        if rng.random() < 0.06:
-            rows = _legacy_visit(rng, site_id, start)
-        else:
-            rows = _tracker_visit(rng, site_id, start, known)
-        for row in rows:
-            if row["occurred_at"] >= now:
-                break
+    window = list(_days(now, days))
+    total = sum(sum(hours) for _, hours in window)
+    made, share = 0, 0.0
+    for day, hours in window:
+        share += sum(hours)
+        budget = round(events * share / total) - made
+        rows: list[tuple[dt.datetime, Any]] = []
+        known: Known = {}  # the day's visitors: a visitor id lives one day
+        while len(rows) < budget:
+            start = _start(rng, now, days, day, hours)
+            if rng.random() < 0.06:
+                visit = _legacy_visit(rng, site_id, start, make)
+            else:
+                visit = _tracker_visit(rng, site_id, start, known, make)
+            rows.extend(r for r in visit if r[0] < now)
+        del rows[budget:]
+        rows.sort(key=_time)
+        made += len(rows)
+        for _, row in rows:
             yield row
-            made += 1
-            if made == events:
-                return
+
+
+def _time(row: tuple[dt.datetime, Any]) -> dt.datetime:
+    return row[0]
 
 
 def load(
