@@ -25,7 +25,7 @@ import psycopg
 from .demo_data import generate
 
 STATEMENT_ROWS = 1_000_000  # rows per COPY statement (and transaction)
-CHUNK_ROWS = 20_000  # rows per block handed from the generating process to the copying one
+CHUNK_ROWS = 5_000  # rows per block handed from the generating process to the copying one
 
 COLUMNS = (
     "site_id", "occurred_at", "id", "received_at", "source", "name", "category", "session_id",
