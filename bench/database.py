@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +16,40 @@ from analytics import create_app
 from analytics.config import normalise_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """BENCH_DATABASE_URL, or the throw-away server (started here if down, and then stopped).
+
+    Sets BENCH_DATABASE_URL for the block, so every benchmark (and child process) uses it.
+    """
+    if os.environ.get("BENCH_DATABASE_URL"):
+        yield os.environ["BENCH_DATABASE_URL"]
+        return
+    port = int(os.environ.get("PGPORT", "55432"))
+    was_up = _listening(port)
+    url = subprocess.check_output([str(ROOT / ".ci" / "start-postgres")], text=True).strip()
+    os.environ["BENCH_DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        del os.environ["BENCH_DATABASE_URL"]
+        if not was_up:
+            subprocess.run([str(ROOT / ".ci" / "stop-postgres")], check=False)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def libpq_url(url: str) -> str:
+    """The same URL without SQLAlchemy's driver name, for psycopg and libpq."""
+    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
 def _admin_url() -> str:

@@ -15,12 +15,12 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,44 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.database import fresh_database  # noqa: E402
+from bench.serving import THREADS, serve, stop  # noqa: E402
 
 BIN = Path(sys.executable).parent
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(module: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "--workers",
-            str(workers),
-            "--threads",
-            os.environ.get("BENCH_THREADS", "4"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            module,
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{module} did not start")
 
 
 def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, int]:
@@ -148,15 +114,10 @@ def bare_executemany(url: str, site_id: int, seconds: int, workers: int) -> floa
         return sum(counts) / seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def measure(seconds: int = 5, connections: int = 16, workers: int = 2, rounds: int = 3) -> dict:
+    """Run every configuration; return the medians, the ratios and the stored-row check."""
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
-        sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
+        raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
 
     url = fresh_database("analytics_bench")
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
@@ -193,19 +154,18 @@ def main() -> None:
     # The machine's speed drifts: interleave the configurations, repeat, keep the median.
     runs: dict[str, list[tuple[float, int, int]]] = {label: [] for label, _, _ in configs}
     acknowledged = 0  # events our app answered 2xx for, warm-ups included
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for label, module, body in configs:
-            proc, base = serve(module, env, args.workers)
+            proc, base = serve(module, env, workers)
             try:
-                warm = wrk(base, body, 2, args.connections)  # imports, caches, pools
-                run = wrk(base, body, args.seconds, args.connections)
+                warm = wrk(base, body, 2, connections)  # imports, caches, pools
+                run = wrk(base, body, seconds, connections)
                 runs[label].append(run)
                 if module == "wsgi:app":
                     per = 100 if "batch" in label else 1
                     acknowledged += sum(total - bad for _, total, bad in (warm, run)) * per
             finally:
-                proc.terminate()
-                proc.wait()
+                stop(proc)
     results = {label: sorted(r)[len(r) // 2] for label, r in runs.items()}
 
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -214,25 +174,47 @@ def main() -> None:
         site_id = conn.execute(sa.text("SELECT id FROM sites")).scalar_one()
     engine.dispose()
     raw_url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
-    executemany_rate = bare_executemany(raw_url, site_id, args.seconds, args.workers)
+    executemany_rate = bare_executemany(raw_url, site_id, seconds, workers)
+    ratios = {
+        kind: results[f"analytics, {kind}"][0] / results[f"bare Flask, {kind}"][0]
+        for kind in ("1 event", "100-event batch")
+    }
+    batch_events = results["analytics, 100-event batch"][0] * 100
+    return {
+        "settings": f"gunicorn {workers} workers x {THREADS} threads, wrk {connections} "
+        f"connections, {seconds}s each, median of {rounds} interleaved rounds, PostgreSQL",
+        "results": results,
+        "ratios": ratios,
+        "executemany_rate": executemany_rate,
+        "batch_ratio": batch_events / executemany_rate,
+        "acknowledged": acknowledged,
+        "stored": stored,
+    }
 
-    print(
-        f"gunicorn {args.workers} workers x 4 threads, wrk {args.connections} connections, "
-        f"{args.seconds}s each, median of {args.rounds} interleaved rounds, PostgreSQL"
-    )
-    for label, (rate, _total, bad) in results.items():
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    try:
+        found: dict[str, Any] = measure(args.seconds, args.connections, args.workers, args.rounds)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    print(found["settings"])
+    for label, (rate, _total, bad) in found["results"].items():
         per = 100 if "batch" in label else 1
         print(f"  {label:32s} {rate:9.0f} req/s {rate * per:10.0f} events/s  non-2xx {bad}")
-    for kind in ("1 event", "100-event batch"):
-        ours, bare = results[f"analytics, {kind}"][0], results[f"bare Flask, {kind}"][0]
-        print(f"  ratio analytics / bare, {kind}: {ours / bare:.2f}x")
-    print(f"  bare psycopg executemany, 100-row batches {executemany_rate:10.0f} events/s")
-    ours = results["analytics, 100-event batch"][0] * 100
-    print(f"  ratio analytics batch / bare executemany: {ours / executemany_rate:.2f}x")
+    for kind, ratio in found["ratios"].items():
+        print(f"  ratio analytics / bare, {kind}: {ratio:.2f}x")
+    print(f"  bare psycopg executemany, 100-row batches {found['executemany_rate']:10.0f} events/s")
+    print(f"  ratio analytics batch / bare executemany: {found['batch_ratio']:.2f}x")
     # wrk drops requests still in flight when a run ends; the server may still store those,
     # so there can be more rows than answers seen, never fewer.
-    print(f"  events answered 2xx: {acknowledged}, rows in events: {stored}")
-    if stored < acknowledged:
+    print(f"  events answered 2xx: {found['acknowledged']}, rows in events: {found['stored']}")
+    if found["stored"] < found["acknowledged"]:
         sys.exit("an acknowledged event is missing from the database")
 
 

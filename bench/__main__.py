@@ -1,0 +1,93 @@
+"""One entry point for the benchmarks: `python -m bench SUITE [options]` (or `make bench`).
+
+Starts what it needs (the throw-away PostgreSQL unless BENCH_DATABASE_URL is set, gunicorn),
+measures, prints a Markdown table per suite with each target `met` or `missed`, and stops what it
+started, also on Ctrl-C or an error. The exit status is 0 whatever the figures, unless --strict
+(then a missed target makes it 1): CI runs it without, so a noisy figure cannot fail a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.database import postgres  # noqa: E402
+from bench.report import Table  # noqa: E402
+from bench.suites import dashboards, export, ingest, tracker  # noqa: E402
+
+SUITES = {
+    "tracker": tracker.run,
+    "ingest": ingest.run,
+    "export": export.run,
+    "dashboards": dashboards.run,
+}
+
+
+def _sizes(value: str) -> list[int]:
+    sizes = [int(part.replace("_", "")) for part in value.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1000:
+        raise argparse.ArgumentTypeError("sizes are numbers of events, at least 1000 each")
+    return sorted(sizes)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("suite", choices=[*SUITES, "all"])
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=_sizes("100000,1000000,10000000"),
+        help="dashboards: events in the main site, comma-separated",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=20,
+        help="dashboards: timed GETs per page and period (after 2 warm-ups)",
+    )
+    parser.add_argument(
+        "--load-rounds",
+        type=int,
+        default=3,
+        help="dashboards: loads timed per size up to 1 M (1 beyond)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="ingest: interleaved rounds")
+    parser.add_argument("--ingest-seconds", type=int, default=5, help="ingest: seconds per run")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.load_rounds < 1 or args.rounds < 1:
+        parser.error("--requests, --load-rounds and --rounds are at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    names = list(SUITES) if args.suite == "all" else [args.suite]
+    tables: list[Table] = []
+    started = time.perf_counter()
+    try:
+        with postgres():
+            for name in names:
+                found = SUITES[name](args)
+                for table in found:
+                    print("\n" + table.markdown(), flush=True)
+                tables += found
+    except KeyboardInterrupt:
+        print("interrupted: stopped what was started", file=sys.stderr)
+        return 130
+    missed = [what for table in tables for what in table.missed]
+    minutes = (time.perf_counter() - started) / 60
+    print(f"{len(names)} suite(s) in {minutes:.1f} min; targets missed: {len(missed)}")
+    for what in missed:
+        print(f"  missed: {what}")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

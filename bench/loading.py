@@ -1,0 +1,106 @@
+"""Demo data into a fresh PostgreSQL database by COPY, timed against a bare COPY of the same rows.
+
+The baseline is the server's own speed: `COPY events` of rows built beforehand (so nothing is
+generated while it runs), into an empty database with the same schema. The loader is
+`analytics.demo_copy.load`, generation included, as `flask demo load` runs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from flask import Flask
+
+from analytics import demo_copy
+from analytics.extensions import db
+from analytics.models import utcnow
+from analytics.sites import create_site
+from bench.database import drop_database, fresh_database, libpq_url, migrated_app
+
+BASELINE_DB = "analytics_bench_copy"
+BASELINE_CAP = 1_000_000  # rows of the bare COPY: more would only hold memory
+MAIN_DAYS = 395  # 13 months
+
+
+@dataclass
+class Loaded:
+    """A database filled for the dashboards: its app, URL, main site, and the loading rates."""
+
+    app: Flask
+    url: str
+    public_id: str
+    load_rates: list[float]
+    bare_rates: list[float]
+
+
+def _sites(app: Flask, names: list[str]) -> list[tuple[int, str]]:
+    with app.app_context():
+        sites = [create_site(name) for name in names]
+        found = [(s.id, s.public_id) for s in sites]
+        db.session.remove()
+    return found
+
+
+def bare_copy_rate(blocks: list[bytes]) -> float:
+    """Rows/s of COPYing pre-built `blocks` into a fresh database (one site, id 1)."""
+    url = fresh_database(BASELINE_DB)
+    try:
+        app = migrated_app(url)
+        ((site_id, _),) = _sites(app, ["Baseline"])
+        assert site_id == 1, "the pre-built rows name site 1"
+        rows = sum(b.count(b"\n") for b in blocks)
+        started = time.perf_counter()
+        demo_copy.copy_blocks(libpq_url(url), iter(blocks))
+        rate = rows / (time.perf_counter() - started)
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        drop_database(BASELINE_DB)
+    return rate
+
+
+def load(
+    name: str, events: int, rounds: int, *, now: dt.datetime | None = None, small_sites: int = 2
+) -> Loaded:
+    """Fill database `name`: the main site gets `events` over 13 months, small sites a few more.
+
+    Each round (re)creates the database and times the loader, after a bare COPY of up to
+    BASELINE_CAP pre-built rows in a database of its own; the last round's database is kept.
+    """
+    now = now or utcnow()
+    baseline_rows = min(events, BASELINE_CAP)
+    blocks = list(demo_copy.blocks(1, MAIN_DAYS, baseline_rows, now=now, seed=7))
+    load_rates: list[float] = []
+    bare_rates: list[float] = []
+    for round_ in range(rounds):
+        bare_rates.append(bare_copy_rate(blocks))
+        url = fresh_database(name)
+        app = migrated_app(url)
+        (main_id, public_id), *others = _sites(
+            app, ["Bench main site", *[f"Bench small site {n + 1}" for n in range(small_sites)]]
+        )
+        started = time.perf_counter()
+        stored = demo_copy.load(libpq_url(url), main_id, MAIN_DAYS, events, seed=round_, now=now)
+        load_rates.append(stored / (time.perf_counter() - started))
+        assert stored == events, (stored, events)
+        if round_ < rounds - 1:
+            with app.app_context():
+                db.engine.dispose()
+    del blocks
+    for n, (site_id, _) in enumerate(others):
+        demo_copy.load(libpq_url(url), site_id, 90, max(events // 100, 1000), seed=100 + n, now=now)
+    return Loaded(app, url, public_id, load_rates, bare_rates)
+
+
+def settle(app: Flask) -> None:
+    """Bring a freshly loaded database to the state the app reads at: planner statistics.
+
+    Everything that must catch up after a bulk load before pages are timed goes here (and only
+    here): today `ANALYZE`.
+    """
+    with app.app_context():
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+        db.engine.dispose()

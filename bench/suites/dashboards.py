@@ -1,0 +1,173 @@
+"""Dashboard pages and the recorder's read endpoints under gunicorn, on 100 k to 10 M events.
+
+For each size the main site gets that many demo events over 13 months (and two small sites a
+few more), loaded by COPY and timed against a bare COPY; then `settle`, then the app is served as
+`make run` serves it and each page is timed: p50 and p95 of `--requests` GETs after 2 warm-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+
+import requests
+
+from analytics.extensions import db
+from analytics.models import utcnow
+from analytics.users import create_user
+from bench.database import drop_database
+from bench.loading import load, settle
+from bench.report import Table, count, median, ms, percentile
+from bench.serving import ROOT, served
+
+NAME = "analytics_bench_dashboards"
+EMAIL, PASSWORD = "bench@example.org", "bench-password"
+PAGES = [
+    ("Overview", "/overview"),
+    ("Actions", "/actions"),
+    ("One event (pageview)", "/actions/pageview"),
+    ("Benefits/lists", "/lists"),
+    ("Explorer, first page", "/events"),
+]
+PERIODS = ("today", "30d", "12m")
+WARM_UPS = 2
+LOAD_TARGET = 100_000  # rows/s
+# p95 targets (ms) at the largest size: (page or endpoint, period) -> limit
+OVERVIEW_30D, PAGE_30D, PAGE_12M, API = 150, 300, 500, 200
+
+
+def _times(session: requests.Session, url: str, n: int) -> list[float]:
+    times = []
+    for i in range(WARM_UPS + n):
+        started = time.perf_counter()
+        response = session.get(url, allow_redirects=False)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: {response.status_code}")
+        if i >= WARM_UPS:
+            times.append(elapsed)
+    return times
+
+
+def _measure(base: str, public_id: str, n: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """(label, period) -> (p50, p95) seconds, for every page and period and both endpoints."""
+    session = requests.Session()
+    login = session.post(f"{base}/login", data={"email": EMAIL, "password": PASSWORD})
+    login.raise_for_status()
+    found: dict[tuple[str, str], tuple[float, float]] = {}
+    for label, path in PAGES:
+        for period in PERIODS:
+            times = _times(session, f"{base}{path}?site={public_id}&period={period}", n)
+            found[label, period] = (median(times), percentile(times, 95))
+    start_at = (utcnow() - dt.timedelta(days=30)).date().isoformat()
+    for label, path in (
+        ("GET /statistics", "/statistics"),
+        ("GET /benefits?start_at", f"/benefits?start_at={start_at}"),
+    ):
+        times = _times(session, base + path, n)
+        found[label, "-"] = (median(times), percentile(times, 95))
+    session.close()
+    return found
+
+
+def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
+    rounds = args.load_rounds if size <= 1_000_000 else 1
+    loaded = load(NAME, size, rounds)
+    try:
+        settle(loaded.app)
+        with loaded.app.app_context():
+            create_user(EMAIL, PASSWORD, "viewer")
+            db.session.remove()
+            db.engine.dispose()
+        env = dict(
+            os.environ,
+            DATABASE_URL=loaded.url,
+            SECRET_KEY="bench",
+            LEGACY_SITE=loaded.public_id,
+            PYTHONPATH=str(ROOT),
+        )
+        with served("bench.served_app:app", env) as base:
+            timings = _measure(base, loaded.public_id, args.requests)
+    finally:
+        drop_database(NAME)
+    rates = {
+        "rounds": rounds,
+        "load": median(loaded.load_rates),
+        "bare": median(loaded.bare_rates),
+    }
+    return timings, rates
+
+
+def _limit(label: str, period: str) -> int | None:
+    if period == "-":
+        return API
+    if period == "30d":
+        return OVERVIEW_30D if label == "Overview" else PAGE_30D
+    return PAGE_12M if period == "12m" else None
+
+
+def run(args: argparse.Namespace) -> list[Table]:
+    sizes = args.sizes
+    timings: dict[int, dict] = {}
+    rates: dict[int, dict] = {}
+    for size in sizes:
+        print(f"dashboards: loading and measuring {size:,} events ...", flush=True)
+        timings[size], rates[size] = _one_size(size, args)
+
+    top, low = max(sizes), min(sizes)
+    loading = Table(
+        "Loading demo data by COPY (generation included) against a bare COPY",
+        [
+            "events",
+            "rounds",
+            "loader rows/s (median)",
+            "bare COPY rows/s (median)",
+            "ratio",
+            f"target >= {LOAD_TARGET:,} rows/s",
+        ],
+    )
+    for size in sizes:
+        r = rates[size]
+        cell = loading.target(f"load rate at {size:,}", r["load"] >= LOAD_TARGET)
+        loading.add(
+            f"{size:,}",
+            r["rounds"],
+            count(r["load"]),
+            count(r["bare"]),
+            f"{r['load'] / r['bare']:.2f}x",
+            cell,
+        )
+    loading.notes.append(
+        "The bare COPY writes min(size, 1,000,000) pre-built rows into an empty database "
+        "of the same schema, in the same run."
+    )
+
+    pages = Table(
+        f"Dashboard response times, ms (p50 / p95 of {args.requests} GETs after {WARM_UPS} "
+        "warm-ups; gunicorn 2 workers x 4 threads)",
+        ["page", "period", *[f"{s:,} events" for s in sizes], f"target at {top:,} (p95)"],
+    )
+    for key in timings[top]:
+        label, period = key
+        cells = [f"{ms(timings[s][key][0])} / {ms(timings[s][key][1])}" for s in sizes]
+        p95 = timings[top][key][1]
+        limit = _limit(label, period)
+        if limit is None:
+            verdict = "-"
+        else:
+            ok = p95 * 1000 <= limit
+            what = f"<= {limit} ms"
+            if label == "Overview" and period == "30d" and low != top:
+                ratio = p95 / timings[low][key][1]
+                ok = ok and ratio <= 1.5
+                what += f", <= 1.5x at {low:,} ({ratio:.2f}x)"
+            verdict = f"{what}: " + pages.target(f"{label} {period} p95 {what}", ok)
+        pages.add(label, period, *cells, verdict)
+    pages.notes.append(
+        "The main site holds the events over 395 days; two small sites hold 1 % each over 90 days. "
+        "`/statistics` and `/benefits` read the main site (LEGACY_SITE); `today`/`30d`/`12m` are "
+        "the `period` of the pages."
+    )
+    return [loading, pages]
