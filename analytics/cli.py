@@ -105,6 +105,7 @@ def demo_load(days: int, events: int, public_id: str | None, seed: int | None) -
     else:
         site = get_or_create_site("demo", "Demo site")
     label = f"demo events for {site.name} ({site.public_id})"
+    db.session.commit()  # end the read transaction: the load writes on connections of its own
     with click.progressbar(length=events, label=label, file=sys.stderr) as bar:
         if db.engine.dialect.name == "postgresql":  # COPY: millions of events in a minute or two
             url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
