@@ -9,6 +9,7 @@ started, also on Ctrl-C or an error. The exit status is 0 whatever the figures, 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # A CI timeout sends SIGTERM: unwind through the same `finally` blocks as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = list(SUITES) if args.suite == "all" else [args.suite]
     tables: list[Table] = []
     started = time.perf_counter()

@@ -41,17 +41,20 @@ def serve(module: str, env: dict[str, str], workers: int = 2) -> tuple[subproces
         cwd=ROOT,
         env=env,
     )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn {module} exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError(f"{module} did not start")
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn {module} exited with status {proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return proc, f"http://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{module} did not start")
+    except BaseException:  # also Ctrl-C or SIGTERM while it starts
+        stop(proc)
+        raise
 
 
 def stop(proc: subprocess.Popen) -> None:

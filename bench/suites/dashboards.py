@@ -74,8 +74,8 @@ def _measure(base: str, public_id: str, n: int) -> dict[tuple[str, str], tuple[f
 
 def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
     rounds = args.load_rounds if size <= 1_000_000 else 1
-    loaded = load(NAME, size, rounds)
     try:
+        loaded = load(NAME, size, rounds)
         settle(loaded.app)
         with loaded.app.app_context():
             create_user(EMAIL, PASSWORD, "viewer")
