@@ -5,7 +5,8 @@ newsletter with UTM tags, or none), a device, a few page views with scrolls, cli
 Visits that reach the results page see a list of benefits: impressions and item clicks from the
 tracker (lower positions get more clicks) and, as the benefits simulator sends them, records of the
 17 event types. Some visits come from the old `/track` demo client (load / scroll / click) and
-some events from the Django collector. Everything is written through the single write path.
+some events from the Django collector. `load` writes them through the single write path;
+on PostgreSQL `demo_copy` writes the same events with COPY. Days are generated oldest first.
 """
 
 from __future__ import annotations
