@@ -34,9 +34,14 @@ def _libpq() -> str:
 
 
 def _stored(site_id: int) -> list[dict]:
+    """The site's rows as another connection sees them, oldest first."""
+    query = (
+        sa.select(*Event.__table__.c)
+        .where(Event.site_id == site_id)
+        .order_by(Event.occurred_at, Event.name)
+    )
     with db.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(sa.select(*Event.__table__.c).where(
-            Event.site_id == site_id).order_by(Event.occurred_at, Event.name))]  # fmt: skip
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 @pytest.mark.parametrize("background", [True, False])
