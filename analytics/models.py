@@ -21,6 +21,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -268,7 +269,7 @@ class RollupFact(db.Model):
     n2: Mapped[int] = mapped_column(BigInteger, default=0)
     n3: Mapped[int] = mapped_column(BigInteger, default=0)
     n4: Mapped[int] = mapped_column(BigInteger, default=0)
-    x: Mapped[float] = mapped_column(default=0.0)
+    x: Mapped[float] = mapped_column(Float, default=0.0)
 
     __table_args__ = (Index("ix_rollup_facts_site_metric_day", "site_id", "metric", "day"),)
 

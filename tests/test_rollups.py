@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from dataclasses import dataclass, replace
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +24,7 @@ from analytics import stats
 from analytics.extensions import db
 from analytics.ingest.writer import event_row, store_events
 from analytics.models import RollupFact, RollupPresence, RollupQueue, RollupSpanEvent
+from analytics.rollups import background
 from analytics.rollups import refresh as rollups
 from analytics.stats.base import reference
 
@@ -241,3 +245,38 @@ def test_one_refresher_at_a_time(app, site):
     rollups.release_lease("another-node")
     assert rollups.refresh() == 1
     assert count(RollupQueue) == 0
+
+
+def test_cli_status_rebuild_and_refresh(app, site, runner):
+    store_events(
+        [event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=d), name="pageview",
+                   source="api", visitor_id=f"v{d}") for d in range(3)]
+    )  # fmt: skip
+    status = runner.invoke(args=["rollups", "status"])
+    assert status.exit_code == 0, status.output
+    assert "last refresh: never" in status.output
+    assert f"{site.public_id}\tExample\t0 days built\t3 queued\tlag " in status.output
+    result = runner.invoke(args=["rollups", "refresh"])
+    assert result.exit_code == 0 and "refreshed 3 days" in result.output, result.output
+    assert "3 days built\t0 queued\tup to date" in runner.invoke(args=["rollups", "status"]).output
+    since = (DAY0 + dt.timedelta(days=1)).date().isoformat()
+    rebuilt = runner.invoke(args=["rollups", "rebuild", "--site", site.public_id, "--since", since])
+    assert rebuilt.exit_code == 0 and "rebuilt 2 days" in rebuilt.output, rebuilt.output
+    assert "no site" in runner.invoke(args=["rollups", "rebuild", "--site", "nope"]).output
+
+
+@pytest.mark.parametrize("app_config", [{"TESTING": False, "ROLLUP_INTERVAL": 0.2}])
+def test_each_process_refreshes_in_the_background(app, client, site):
+    """No extra process: the first request starts the thread; queued days get built."""
+    store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
+    assert count(RollupQueue) == 1
+    try:
+        client.get("/healthz")
+        deadline = time.time() + 10
+        while count(RollupQueue) and time.time() < deadline:
+            time.sleep(0.1)
+        assert count(RollupQueue) == 0
+        assert any(t.name == "rollup-refresher" for t in threading.enumerate())
+    finally:
+        background.stop(app)
+    assert not any(t.name == "rollup-refresher" for t in threading.enumerate())

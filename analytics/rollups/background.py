@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     interval = float(app.config.get("ROLLUP_INTERVAL", 0))
     if interval <= 0 or app.testing or not app.config.get("ROLLUPS", True):
         return
+    stop_event = app.extensions.setdefault("rollup_refresher", threading.Event())
 
     @app.before_request
     def _start_refresher() -> None:
@@ -32,16 +33,28 @@ def init_app(app: Flask) -> None:
             if id(app) not in _started:
                 _started.add(id(app))
                 thread = threading.Thread(
-                    target=_run, args=(app, interval), name="rollup-refresher", daemon=True
+                    target=_run,
+                    args=(app, interval, stop_event),
+                    name="rollup-refresher",
+                    daemon=True,
                 )
                 thread.start()
 
 
-def _run(app: Flask, interval: float) -> None:
+def stop(app: Flask) -> None:
+    """End this app's refresher thread after its current round (tests, a clean shutdown)."""
+    event = app.extensions.get("rollup_refresher")
+    if event is not None:
+        event.set()
+    for thread in threading.enumerate():
+        if thread.name == "rollup-refresher":
+            thread.join(timeout=10)
+
+
+def _run(app: Flask, interval: float, stop_event: threading.Event) -> None:
     from .refresh import refresh
 
-    stop = threading.Event()
-    while not stop.wait(interval):
+    while not stop_event.wait(interval):
         with app.app_context():
             try:
                 refresh()
