@@ -190,14 +190,26 @@ def _write_presence(site_id: int, day: dt.date, keys: list[tuple[str | None, str
         delete(RollupPresence).where(RollupPresence.site_id == site_id, RollupPresence.day == day)
     )
     rows = {("u", u) for u, _ in keys if u} | {("v", v) for _, v in keys if v}
-    if rows:
-        db.session.execute(
-            insert(RollupPresence),
-            [
-                {"site_id": site_id, "kind": k, "key": key, "day": day, "spans": False}
-                for k, key in rows
-            ],
-        )
+    _bulk_insert(
+        PRESENCE, ("site_id", "kind", "key", "day", "spans"),
+        [(site_id, kind, key, day, False) for kind, key in rows],
+    )  # fmt: skip
+
+
+def _bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL (a day's facts are
+    thousands of rows), executemany on SQLite."""
+    if not rows:
+        return
+    if dialect() != "postgresql":
+        db.session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _presence_only(site_id: int, day: dt.date) -> None:
@@ -373,42 +385,41 @@ def _param_time(moment: dt.datetime):
     return moment
 
 
+FACT_COLUMNS = ("site_id", "metric", "day", "k1", "k2", "k3", "n1", "n2", "n3", "n4", "x")
+
+
 def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
     db.session.execute(
         delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
     )
     local = _local_table(site_id, day, start)
     site = _SiteRef(site_id)
-    rows: list[dict] = []
+    rows: list[tuple] = []
     for metric in METRICS.values():
         scope = DayScope(site, start, start + DAY, metric.grain or "day")  # type: ignore[arg-type]
         rows.extend(_fact_rows(metric, site_id, day, metric.counts(scope, local)))
-    rows.append(_fact(site_id, day, BUILT, {}))
-    db.session.execute(insert(RollupFact), rows)
+    rows.append((site_id, BUILT, day, "", "", "", 0, 0, 0, 0, 0.0))
+    _bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
     db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
 
 
-def _fact(site_id: int, day: dt.date, metric: str, values: dict) -> dict:
-    row = {"site_id": site_id, "metric": metric, "day": day, "k1": "", "k2": "", "k3": ""}
-    row |= {"n1": 0, "n2": 0, "n3": 0, "n4": 0, "x": 0.0}
-    return row | values
-
-
-def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[dict]:
+def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
+    """The metric's rows as rollup_facts tuples (FACT_COLUMNS order); empty counts skipped."""
     where = stored_columns(metric)
+    at = {name: FACT_COLUMNS.index(slot) for name, slot in where.items()}
     out = []
-    for record in df.to_dict("records"):
-        values = {}
-        for name, value in record.items():
+    for record in df.itertuples(index=False):
+        row: list = [site_id, metric.name, day, "", "", "", 0, 0, 0, 0, 0.0]
+        for name, value in zip(df.columns, record, strict=True):
             slot = where[name]
             if slot.startswith("k"):
-                values[slot] = key_text(value)
+                row[at[name]] = key_text(value)
             elif slot == "x":
-                values[slot] = float(value or 0.0)
+                row[at[name]] = float(value or 0.0)
             else:
-                values[slot] = int(value or 0)
-        if metric.keys or any(values.get(s) for s in ("n1", "n2", "n3", "n4", "x")):
-            out.append(_fact(site_id, day, metric.name, values))
+                row[at[name]] = int(value or 0)
+        if metric.keys or any(row[6:]):
+            out.append(tuple(row))
     return out
 
 
