@@ -280,3 +280,32 @@ def test_each_process_refreshes_in_the_background(app, client, site):
     finally:
         background.stop(app)
     assert not any(t.name == "rollup-refresher" for t in threading.enumerate())
+
+
+def test_whole_months_read_their_month_sums(app, site):
+    """A range holding a whole month adds that month's sums, not its 31 days; same answers."""
+    march = dt.datetime(2026, 3, 1)
+    store_events(
+        [
+            event_row(site_id=site.id, occurred_at=march + dt.timedelta(days=d, hours=h),
+                      name=name, source="benefits" if name == "show" else "tracker",
+                      path=f"/p{d % 3}", session_id=f"s{d}", visitor_id=f"v{min(d, 6)}",
+                      item_id="rsa", item_position=1 + h % 3, list_size=3, schema_version=2)
+            for d in range(31) for h in (9, 23) for name in ("pageview", "show")
+        ]
+    )  # fmt: skip
+    rollups.refresh()
+    monthly = db.session.execute(
+        sa.select(sa.func.count()).select_from(RollupFact).where(RollupFact.metric == "m:pages")
+    ).scalar_one()
+    assert monthly == 3  # one row per path for March
+    assert_same_answers(site, dt.datetime(2026, 2, 15), dt.datetime(2026, 4, 15), "week")
+    assert_same_answers(site, march, dt.datetime(2026, 4, 1), "day")
+    # A late event in March recomputes March's sums too.
+    late = event_row(site_id=site.id, occurred_at=march + dt.timedelta(days=3), name="pageview",
+                     source="tracker", path="/late", visitor_id="v9")  # fmt: skip
+    store_events([late])
+    rollups.refresh()
+    assert_same_answers(site, dt.datetime(2026, 2, 15), dt.datetime(2026, 4, 15), "week")
+    pages = stats.top_pages(Period(site, march, dt.datetime(2026, 4, 1)))
+    assert "/late" in set(pages["path"])

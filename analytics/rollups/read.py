@@ -103,8 +103,33 @@ def _cached_plan(filters: Scope) -> Plan:
     return plans[key]
 
 
-def _stored_days(column, p: Plan):
-    return and_(column >= p.first_day, column < p.end_day, column.notin_(p.unbuilt))
+def month_metric(name: str) -> str:
+    """The name under which a metric's month sums are stored (day = the month's first day)."""
+    return f"m:{name}"
+
+
+def _months(p: Plan) -> list[dt.date]:
+    """First days of the months wholly inside the plan's stored days, none of them unbuilt."""
+    out = []
+    month = p.first_day.replace(day=1)
+    if month < p.first_day:
+        month = next_month(month)
+    while next_month(month) <= p.end_day:
+        if not any(month <= d < next_month(month) for d in p.unbuilt):
+            out.append(month)
+        month = next_month(month)
+    return out
+
+
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _stored_days(column, p: Plan, months: list[dt.date] | None = None):
+    """Stored days of the plan, minus those the month sums in `months` stand for."""
+    where = [column >= p.first_day, column < p.end_day, column.notin_(p.unbuilt)]
+    where += [or_(column < m, column >= next_month(m)) for m in months or ()]
+    return and_(*where)
 
 
 def _rest(p: Plan) -> FromClause:
@@ -144,16 +169,19 @@ def stored_columns(metric: Metric) -> dict[str, str]:
 
 
 def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
-    """The metric's day-local counts, summed over the stored days of the plan."""
+    """The metric's day-local counts, summed over the stored days of the plan: the month sums
+    of whole months (a year is 12 rows per group, not 365), the day rows of the rest."""
     columns = stored_columns(metric)
     if p.first_day is None:
         return pd.DataFrame(columns=list(columns))
     fact = RollupFact.__table__
+    months = [] if "bucket" in metric.keys else _months(p)
+    where = and_(fact.c.metric == metric.name, _stored_days(fact.c.day, p, months))
+    if months:
+        where = or_(where, and_(fact.c.metric == month_metric(metric.name), fact.c.day.in_(months)))
     keys = [fact.c[columns[k]].label(k) for k in metric.keys]
     sums = [func.sum(fact.c[columns[m]]).label(m) for m in metric.measures]
-    stmt = select(*keys, *sums).where(
-        fact.c.site_id == p.site_id, fact.c.metric == metric.name, _stored_days(fact.c.day, p)
-    )
+    stmt = select(*keys, *sums).where(fact.c.site_id == p.site_id, where)
     if keys:
         stmt = stmt.group_by(*keys)
     rows = db.session.execute(stmt).all()

@@ -50,7 +50,7 @@ from ..models import (
 )
 from ..stats.base import METRICS, Metric, visit
 from ..stats.dialect import dialect
-from .read import BUILT, SPAN_COLUMNS, key_text, stored_columns
+from .read import BUILT, SPAN_COLUMNS, key_text, month_metric, next_month, stored_columns
 
 DAY = dt.timedelta(days=1)
 LEASE = "refresh"
@@ -157,6 +157,8 @@ def refresh(
                 if progress is not None:
                     progress(1)
                 acquire_lease()  # extend it: a rebuild may take minutes
+            for site, month in sorted({(site, day.replace(day=1)) for site, day in pairs}):
+                refresh_month(site, month)
     finally:
         db.session.rollback()
         release_lease(refreshed=done > 0)
@@ -260,7 +262,8 @@ def refresh_day(site_id: int, day: dt.date, pending: Iterable[tuple[int, dt.date
     other = PRESENCE.alias("other")
     mine = PRESENCE.alias("mine")
     elsewhere = db.session.execute(
-        select(mine.c.kind, mine.c.key, other.c.day, other.c.spans).join(
+        select(mine.c.kind, mine.c.key, other.c.day, other.c.spans)
+        .join(
             other,
             and_(
                 other.c.site_id == mine.c.site_id,
@@ -268,7 +271,8 @@ def refresh_day(site_id: int, day: dt.date, pending: Iterable[tuple[int, dt.date
                 other.c.key == mine.c.key,
                 other.c.day != mine.c.day,
             ),
-        ).where(mine.c.site_id == site_id, mine.c.day == day)
+        )
+        .where(mine.c.site_id == site_id, mine.c.day == day)
     ).all()
     visitors, visits = _spanning(keys, {(k, key) for k, key, _, _ in elsewhere})
     marked = [("u", u) for u in visitors] + [("v", v) for v in visits]
@@ -362,8 +366,10 @@ def _local_table(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
     """The day's day-local events in a temporary table, read by every metric's SQL."""
     db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
     columns = ", ".join(SPAN_COLUMNS)
-    spanning = select(func.count()).select_from(RollupSpanEvent).where(
-        RollupSpanEvent.site_id == site_id, RollupSpanEvent.day == day
+    spanning = (
+        select(func.count())
+        .select_from(RollupSpanEvent)
+        .where(RollupSpanEvent.site_id == site_id, RollupSpanEvent.day == day)
     )
     where = "site_id = :site AND occurred_at >= :start AND occurred_at < :end"
     if db.session.execute(spanning).scalar_one():
@@ -421,6 +427,41 @@ def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> 
         if metric.keys or any(row[6:]):
             out.append(tuple(row))
     return out
+
+
+def refresh_month(site_id: int, month: dt.date) -> None:
+    """Re-add a month's day rows into its month sums (what long ranges read), in SQL."""
+    fact = RollupFact.__table__
+    names = [m.name for m in METRICS.values() if "bucket" not in m.keys]
+    _begin()
+    db.session.execute(
+        delete(fact).where(
+            fact.c.site_id == site_id,
+            fact.c.day == month,
+            fact.c.metric.in_([month_metric(n) for n in names]),
+        )
+    )
+    keys = (fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3)
+    sums = (
+        select(
+            fact.c.site_id,
+            (literal("m:") + fact.c.metric).label("metric"),
+            literal(month, Date).label("day"),
+            fact.c.k1,
+            fact.c.k2,
+            fact.c.k3,
+            *(func.sum(fact.c[c]).label(c) for c in ("n1", "n2", "n3", "n4", "x")),
+        )
+        .where(
+            fact.c.site_id == site_id,
+            fact.c.day >= month,
+            fact.c.day < next_month(month),
+            fact.c.metric.in_(names),
+        )
+        .group_by(fact.c.site_id, *keys)
+    )
+    db.session.execute(insert(fact).from_select(list(FACT_COLUMNS), sums))
+    db.session.commit()
 
 
 # --- the CLI's rebuild and status ----------------------------------------------------------
