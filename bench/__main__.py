@@ -59,7 +59,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="dashboards: loads timed per size up to 1 M (1 beyond)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="ingest: interleaved rounds")
-    parser.add_argument("--ingest-seconds", type=int, default=5, help="ingest: seconds per run")
+    # 20 s: each run spans two wakes of the rollup refresher (every 10 s), whose work is measured
+    parser.add_argument("--ingest-seconds", type=int, default=20, help="ingest: seconds per run")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.load_rounds < 1 or args.rounds < 1:

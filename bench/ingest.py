@@ -1,12 +1,14 @@
 """Ingest throughput: our app vs a bare Flask endpoint, both under gunicorn, in the same run.
 
-    python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 16]
+    python bench/ingest.py [--seconds 20] [--rounds 3] [--connections 16]
     (BENCH_THREADS=N sets gunicorn's threads per worker, default 4, as in `make run`)
 
 Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
 `analytics_bench` is recreated there) or the throw-away server that .ci/start-postgres starts.
 Prints requests/s and events/s for single events and 100-event batches, the ratio of each to the
-bare endpoint, and checks that every 2xx answer left a row in the database.
+bare endpoint, and checks that every 2xx answer left a row in the database. Our app runs as under
+`make run`, with its rollup triggers and refresher thread: while wrk posts to it, the rollup lag
+is sampled every second (bench/freshness.py), then polled until the queue is empty (up to 90 s).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.database import fresh_database  # noqa: E402
+from bench.database import fresh_database, libpq_url  # noqa: E402
+from bench.freshness import Freshness, LagSampler, summary  # noqa: E402
 from bench.serving import THREADS, serve, stop  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -114,13 +117,16 @@ def bare_executemany(url: str, site_id: int, seconds: int, workers: int) -> floa
         return sum(counts) / seconds
 
 
-def measure(seconds: int = 5, connections: int = 16, workers: int = 2, rounds: int = 3) -> dict:
+def measure(seconds: int = 20, connections: int = 16, workers: int = 2, rounds: int = 3) -> dict:
     """Run every configuration; return the medians, the ratios and the stored-row check."""
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
         raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
 
     url = fresh_database("analytics_bench")
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
+    # The refresher runs as under `make run` (every 10 s by default): it is on the measured path.
+    for name in ("ROLLUPS", "ROLLUP_INTERVAL"):
+        env.pop(name, None)
     subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT,
@@ -153,17 +159,24 @@ def measure(seconds: int = 5, connections: int = 16, workers: int = 2, rounds: i
     ]
     # The machine's speed drifts: interleave the configurations, repeat, keep the median.
     runs: dict[str, list[tuple[float, int, int]]] = {label: [] for label, _, _ in configs}
+    fresh: dict[str, list[Freshness]] = {kind: [] for kind in ("1 event", "100-event batch")}
     acknowledged = 0  # events our app answered 2xx for, warm-ups included
     for _ in range(rounds):
         for label, module, body in configs:
             proc, base = serve(module, env, workers)
             try:
-                warm = wrk(base, body, 2, connections)  # imports, caches, pools
-                run = wrk(base, body, seconds, connections)
-                runs[label].append(run)
                 if module == "wsgi:app":
+                    # Sampled from the first post on: the warm-up's events wait in the queue too.
+                    with LagSampler(libpq_url(url)) as sampler:
+                        warm = wrk(base, body, 2, connections)  # imports, caches, pools
+                        run = wrk(base, body, seconds, connections)
+                        fresh[label.removeprefix("analytics, ")].append(sampler.drain())
                     per = 100 if "batch" in label else 1
                     acknowledged += sum(total - bad for _, total, bad in (warm, run)) * per
+                else:
+                    wrk(base, body, 2, connections)
+                    run = wrk(base, body, seconds, connections)
+                runs[label].append(run)
             finally:
                 stop(proc)
     results = {label: sorted(r)[len(r) // 2] for label, r in runs.items()}
@@ -173,8 +186,7 @@ def measure(seconds: int = 5, connections: int = 16, workers: int = 2, rounds: i
         stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
         site_id = conn.execute(sa.text("SELECT id FROM sites")).scalar_one()
     engine.dispose()
-    raw_url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
-    executemany_rate = bare_executemany(raw_url, site_id, seconds, workers)
+    executemany_rate = bare_executemany(libpq_url(url), site_id, seconds, workers)
     ratios = {
         kind: results[f"analytics, {kind}"][0] / results[f"bare Flask, {kind}"][0]
         for kind in ("1 event", "100-event batch")
@@ -189,12 +201,13 @@ def measure(seconds: int = 5, connections: int = 16, workers: int = 2, rounds: i
         "batch_ratio": batch_events / executemany_rate,
         "acknowledged": acknowledged,
         "stored": stored,
+        "freshness": {kind: summary(found) for kind, found in fresh.items()},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
@@ -214,6 +227,14 @@ def main() -> None:
     # wrk drops requests still in flight when a run ends; the server may still store those,
     # so there can be more rows than answers seen, never fewer.
     print(f"  events answered 2xx: {found['acknowledged']}, rows in events: {found['stored']}")
+    for kind, lag in found["freshness"].items():
+        drained = ", ".join("> 90" if s is None else f"{s:.0f}" for s in lag["drained_in"])
+        rounds = lag["rounds"]
+        print(
+            f"  rollup lag, {kind}: max {lag['max']:.0f} s (under load {lag['max_under_load']:.0f}"
+            f" s), median {lag['median']:.0f} s; queue empty {drained} s after the load; "
+            f"{len(rounds)} refresh rounds, longest {max(rounds, default=0):.1f} s"
+        )
     if found["stored"] < found["acknowledged"]:
         sys.exit("an acknowledged event is missing from the database")
 
