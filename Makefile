@@ -43,7 +43,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 # Every benchmark suite at full size (dashboards on 100 k, 1 M and 10 M events: about an hour);
-# CI's small run: make bench BENCH_ARGS="--sizes 100000". Add --strict to fail on a missed target.
+# CI's small run: see .ci/run (BENCH_ARGS="--sizes 100000 ..."). Add --strict to fail on a miss.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench all $(BENCH_ARGS)
 
