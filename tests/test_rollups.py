@@ -309,3 +309,25 @@ def test_whole_months_read_their_month_sums(app, site):
     assert_same_answers(site, dt.datetime(2026, 2, 15), dt.datetime(2026, 4, 15), "week")
     pages = stats.top_pages(Period(site, march, dt.datetime(2026, 4, 1)))
     assert "/late" in set(pages["path"])
+
+
+def test_statistics_reads_the_all_time_sums(app, site):
+    """GET /statistics asks for everything: one stored sum, kept current by each refresh."""
+    def record(day: int, position: int) -> dict:
+        return event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=day),
+                         name="show", source="benefits", item_id="rsa", item_position=position,
+                         list_size=4, schema_version=2, visitor_id=f"h{day}")  # fmt: skip
+
+    store_events([record(d, 1 + d % 4) for d in range(40)])
+    rollups.refresh()
+    totals = db.session.execute(
+        sa.select(sa.func.sum(RollupFact.n1)).where(RollupFact.metric == "t:recorder_positions")
+    ).scalar_one()
+    assert totals == 40
+    with reference():
+        expected = stats.recorder.statistics(site.id)
+    assert stats.recorder.statistics(site.id) == expected
+    assert expected[0]["events_count"] == 40
+    store_events([record(3, 2)])  # a late record changes the all-time sum at the next refresh
+    rollups.refresh()
+    assert stats.recorder.statistics(site.id)[0]["events"]["show"]["4"]["2"] == 11

@@ -44,6 +44,7 @@ class Plan:
     end_day: dt.date | None
     unbuilt: tuple[dt.date, ...]
     raw: tuple[tuple[dt.datetime | None, dt.datetime | None], ...]  # read from events
+    everything: bool = False  # no start and no end: every stored day
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -52,6 +53,7 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 def plan(site_id: int, start: dt.datetime | None, end: dt.datetime | None) -> Plan:
     """Split [start, end) into whole stored days and the times to read raw."""
+    everything = start is None and end is None
     if start is None:
         first = db.session.execute(
             select(func.min(Event.occurred_at)).where(Event.site_id == site_id)
@@ -88,7 +90,7 @@ def plan(site_id: int, start: dt.datetime | None, end: dt.datetime | None) -> Pl
         ).scalars()
     )
     raw.extend((_midnight(day), _midnight(day) + DAY) for day in unbuilt)
-    return Plan(site_id, first_day, end_day, unbuilt, tuple(raw))
+    return Plan(site_id, first_day, end_day, unbuilt, tuple(raw), everything)
 
 
 def _cached_plan(filters: Scope) -> Plan:
@@ -101,6 +103,14 @@ def _cached_plan(filters: Scope) -> Plan:
     if key not in plans:
         plans[key] = plan(*key)
     return plans[key]
+
+
+ALL_TIME = dt.date(1970, 1, 1)  # the `day` of all-time sums
+
+
+def total_metric(name: str) -> str:
+    """The name under which an all-time metric's sum over every day is stored."""
+    return f"t:{name}"
 
 
 def month_metric(name: str) -> str:
@@ -175,10 +185,15 @@ def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
     if p.first_day is None:
         return pd.DataFrame(columns=list(columns))
     fact = RollupFact.__table__
-    months = [] if "bucket" in metric.keys else _months(p)
-    where = and_(fact.c.metric == metric.name, _stored_days(fact.c.day, p, months))
-    if months:
-        where = or_(where, and_(fact.c.metric == month_metric(metric.name), fact.c.day.in_(months)))
+    if metric.all_time and p.everything and not p.unbuilt:
+        where = and_(fact.c.metric == total_metric(metric.name), fact.c.day == ALL_TIME)
+    else:
+        months = [] if "bucket" in metric.keys else _months(p)
+        where = and_(fact.c.metric == metric.name, _stored_days(fact.c.day, p, months))
+        if months:
+            where = or_(
+                where, and_(fact.c.metric == month_metric(metric.name), fact.c.day.in_(months))
+            )
     keys = [fact.c[columns[k]].label(k) for k in metric.keys]
     sums = [func.sum(fact.c[columns[m]]).label(m) for m in metric.measures]
     stmt = select(*keys, *sums).where(fact.c.site_id == p.site_id, where)

@@ -50,7 +50,16 @@ from ..models import (
 )
 from ..stats.base import METRICS, Metric, visit
 from ..stats.dialect import dialect
-from .read import BUILT, SPAN_COLUMNS, key_text, month_metric, next_month, stored_columns
+from .read import (
+    ALL_TIME,
+    BUILT,
+    SPAN_COLUMNS,
+    key_text,
+    month_metric,
+    next_month,
+    stored_columns,
+    total_metric,
+)
 
 DAY = dt.timedelta(days=1)
 LEASE = "refresh"
@@ -159,6 +168,8 @@ def refresh(
                 acquire_lease()  # extend it: a rebuild may take minutes
             for site, month in sorted({(site, day.replace(day=1)) for site, day in pairs}):
                 refresh_month(site, month)
+            for site in sorted({site for site, _ in pairs}):
+                refresh_totals(site)
     finally:
         db.session.rollback()
         release_lease(refreshed=done > 0)
@@ -460,6 +471,31 @@ def refresh_month(site_id: int, month: dt.date) -> None:
         )
         .group_by(fact.c.site_id, *keys)
     )
+    db.session.execute(insert(fact).from_select(list(FACT_COLUMNS), sums))
+    db.session.commit()
+
+
+def refresh_totals(site_id: int) -> None:
+    """Re-add the month sums of the all-time metrics into one sum over every day."""
+    fact = RollupFact.__table__
+    names = [m.name for m in METRICS.values() if m.all_time]
+    _begin()
+    db.session.execute(
+        delete(fact).where(
+            fact.c.site_id == site_id, fact.c.metric.in_([total_metric(n) for n in names])
+        )
+    )
+    sums = select(
+        fact.c.site_id,
+        (literal("t:") + func.substr(fact.c.metric, 3)).label("metric"),
+        literal(ALL_TIME, Date).label("day"),
+        fact.c.k1,
+        fact.c.k2,
+        fact.c.k3,
+        *(func.sum(fact.c[c]).label(c) for c in ("n1", "n2", "n3", "n4", "x")),
+    ).where(
+        fact.c.site_id == site_id, fact.c.metric.in_([month_metric(n) for n in names])
+    ).group_by(fact.c.site_id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3)
     db.session.execute(insert(fact).from_select(list(FACT_COLUMNS), sums))
     db.session.commit()
 

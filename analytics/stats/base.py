@@ -83,7 +83,8 @@ class Metric:
     `counts(scope, ev)` returns one row per group: the `keys` columns, then the `measures`
     columns, all counts that add up across disjoint sets of visitors and visits. `grain` is the
     time bucket a stored day is counted in when a key is the time bucket ('hour' or 'day'); a
-    read regroups the stored buckets into the range's own.
+    read regroups the stored buckets into the range's own. `all_time` metrics are also kept as
+    one sum over every day, for readers that ask for everything (`GET /statistics`).
     """
 
     name: str
@@ -91,18 +92,23 @@ class Metric:
     keys: tuple[str, ...]
     measures: tuple[str, ...]
     grain: str | None = None
+    all_time: bool = False
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def metric(
-    name: str, keys: Sequence[str], measures: Sequence[str], grain: str | None = None
+    name: str,
+    keys: Sequence[str],
+    measures: Sequence[str],
+    grain: str | None = None,
+    all_time: bool = False,
 ) -> Callable[[Counts], Counts]:
     """Register a raw-count query as a metric that rollups store (see `Metric`)."""
 
     def register(fn: Counts) -> Counts:
-        METRICS[name] = Metric(name, fn, tuple(keys), tuple(measures), grain)
+        METRICS[name] = Metric(name, fn, tuple(keys), tuple(measures), grain, all_time)
         return fn
 
     return register

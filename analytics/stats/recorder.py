@@ -35,7 +35,7 @@ class Since:
         return self
 
 
-@metric("recorder_items", keys=("item_id", "name"), measures=("events",))
+@metric("recorder_items", keys=("item_id", "name"), measures=("events",), all_time=True)
 def _item_counts(filters: Since, ev: FromClause) -> pd.DataFrame:
     stmt = scoped(
         select(ev.c.item_id, ev.c.name, func.count().label("events")).where(
@@ -47,7 +47,9 @@ def _item_counts(filters: Since, ev: FromClause) -> pd.DataFrame:
     return frame(stmt, ["item_id", "name", "events"])
 
 
-@metric("recorder_positions", keys=("item_id", "name", "place"), measures=("events",))
+@metric(
+    "recorder_positions", keys=("item_id", "name", "place"), measures=("events",), all_time=True
+)
 def _position_counts(filters: Since, ev: FromClause) -> pd.DataFrame:
     """Current-version records by benefit, type and "page_total benefit_index"."""
     stmt = scoped(
