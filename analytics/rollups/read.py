@@ -27,7 +27,7 @@ from sqlalchemy import FromClause, and_, exists, func, or_, select, union_all
 from ..extensions import db
 from ..models import Event, RollupFact, RollupQueue, RollupSpanEvent
 from ..stats.base import Metric, Scope
-from ..stats.timeline import bucket_start
+from ..stats.dialect import text_time, time_bucket
 
 DAY = dt.timedelta(days=1)
 BUILT = "built"  # the marker fact every computed day has, whatever its events
@@ -178,7 +178,7 @@ def stored_columns(metric: Metric) -> dict[str, str]:
     return out
 
 
-def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
+def _stored(metric: Metric, p: Plan, bucket: str) -> pd.DataFrame:
     """The metric's day-local counts, summed over the stored days of the plan: the month sums
     of whole months (a year is 12 rows per group, not 365), the day rows of the rest."""
     columns = stored_columns(metric)
@@ -194,7 +194,14 @@ def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
             where = or_(
                 where, and_(fact.c.metric == month_metric(metric.name), fact.c.day.in_(months))
             )
-    keys = [fact.c[columns[k]].label(k) for k in metric.keys]
+    # A stored hour or day regroups into the range's own bucket in SQL: a year by week is 52
+    # rows per group to fetch, not 365.
+    keys = [
+        time_bucket(text_time(fact.c[columns[k]]), bucket).label(k)
+        if k == "bucket"
+        else fact.c[columns[k]].label(k)
+        for k in metric.keys
+    ]
     sums = [func.sum(fact.c[columns[m]]).label(m) for m in metric.measures]
     stmt = select(*keys, *sums).where(fact.c.site_id == p.site_id, where)
     if keys:
@@ -208,25 +215,29 @@ def _stored(metric: Metric, p: Plan) -> pd.DataFrame:
 
 def key_text(value) -> str:
     """A group key as stored in rollup_facts: text, '' for a missing one (None or NaN)."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    if value.__class__ is str:
+        return value
+    if value is None or value is pd.NaT:
         return ""
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return str(int(value)) if value.is_integer() else str(value)
     if isinstance(value, dt.datetime):
-        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 
 def combine(metric: Metric, filters: Scope) -> pd.DataFrame:
     """The metric over the filters' range: stored day-local counts + raw SQL over the rest."""
     p = _cached_plan(filters)
-    stored = _stored(metric, p)
+    stored = _stored(metric, p, filters.bucket)
     rest = metric.counts(filters, _rest(p))
     for key in metric.keys:  # stored keys are text; make the raw side's alike
         if key != "bucket":
             rest[key] = [key_text(v) for v in rest[key]]
     if "bucket" in metric.keys:
-        stored["bucket"] = [
-            bucket_start(b, filters.bucket) for b in pd.to_datetime(stored["bucket"])
-        ]
+        stored["bucket"] = pd.to_datetime(stored["bucket"])
         rest["bucket"] = pd.to_datetime(rest["bucket"])
     parts = [df for df in (stored, rest) if not df.empty]
     if not parts:

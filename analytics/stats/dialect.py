@@ -6,7 +6,7 @@ Time buckets come back as a timestamp (PostgreSQL) or as ISO text (SQLite); call
 
 from __future__ import annotations
 
-from sqlalchemy import Float, case, cast, func, literal
+from sqlalchemy import DateTime, Float, case, cast, func, literal
 from sqlalchemy.sql import ColumnElement
 
 from ..extensions import db
@@ -36,6 +36,13 @@ def time_bucket(column: ColumnElement, unit: str) -> ColumnElement:
         return func.date_trunc(literal(unit), column)
     fmt, *modifiers = _SQLITE_BUCKETS[unit]
     return func.strftime(fmt, column, *modifiers)
+
+
+def text_time(column: ColumnElement) -> ColumnElement:
+    """A 'YYYY-MM-DD HH:MM:SS' text column as a time that `time_bucket` takes."""
+    if dialect() == "postgresql":
+        return cast(column, DateTime)
+    return column  # SQLite's date functions read the text itself
 
 
 def seconds_between(start: ColumnElement, end: ColumnElement) -> ColumnElement:
