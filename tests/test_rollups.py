@@ -331,3 +331,23 @@ def test_statistics_reads_the_all_time_sums(app, site):
     store_events([record(3, 2)])  # a late record changes the all-time sum at the next refresh
     rollups.refresh()
     assert stats.recorder.statistics(site.id)[0]["events"]["show"]["4"]["2"] == 11
+
+
+def test_longest_values_fit_the_stored_keys(app, site):
+    """Every key column takes the longest value its events column can hold."""
+    long_path = "/" + "é" * 1023
+    store_events(
+        [
+            event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(hours=1), name=name,
+                      source="tracker", path=long_path, referrer="https://" + "r" * 1000 + "/",
+                      utm_source="s" * 100, utm_medium="m" * 100, utm_campaign="c" * 100,
+                      category="k" * 100, item_id="i" * 200, item_position=1, list_size=2,
+                      session_id="s" * 64, visitor_id="v" * 64)
+            for name in ("pageview", "n" * 100, "impression")
+        ]
+    )  # fmt: skip
+    assert rollups.refresh() == 1
+    assert count(RollupQueue) == 0
+    assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=1), "hour")
+    pages = stats.event_pages(Period(site, DAY0, DAY0 + dt.timedelta(days=1)), "n" * 100)
+    assert set(pages["path"]) == {long_path}

@@ -12,6 +12,7 @@ day's recomputation replaces that day's rows, so doing it twice cannot double-co
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import socket
@@ -61,9 +62,10 @@ from .read import (
     total_metric,
 )
 
+log = logging.getLogger(__name__)
 DAY = dt.timedelta(days=1)
 LEASE = "refresh"
-LEASE_SECONDS = 120  # a holder that died frees the lease after this long
+LEASE_SECONDS = 300  # a holder that died frees the lease after this long (renewed every day)
 EVENTS = Event.__table__
 PRESENCE = RollupPresence.__table__
 LOCAL = "rollup_local_events"  # the temporary table of one day's day-local events
@@ -153,19 +155,28 @@ def refresh(
     if not acquire_lease():
         return -1
     done = 0
+    failed: set[tuple[int, dt.date]] = set()
     try:
         for _ in range(max_rounds):
-            pairs = queued_days(site_id)
+            pairs = [pair for pair in queued_days(site_id) if pair not in failed]
             if not pairs:
                 break
             for site, day in pairs:
                 _presence_only(site, day)
             for n, (site, day) in enumerate(pairs):
-                refresh_day(site, day, pending=set(pairs[n + 1 :]))
+                acquire_lease()  # extend it: a rebuild may take minutes
+                try:
+                    refresh_day(site, day, pending=set(pairs[n + 1 :]))
+                except Exception:
+                    # One day that cannot be computed must not stop the others: it stays
+                    # queued (its transaction rolled back) and is tried again next time.
+                    db.session.rollback()
+                    log.exception("rollups of site %s on %s failed; left queued", site, day)
+                    failed.add((site, day))
+                    continue
                 done += 1
                 if progress is not None:
                     progress(1)
-                acquire_lease()  # extend it: a rebuild may take minutes
             for site, month in sorted({(site, day.replace(day=1)) for site, day in pairs}):
                 refresh_month(site, month)
             for site in sorted({site for site, _ in pairs}):

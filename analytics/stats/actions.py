@@ -128,7 +128,7 @@ def event_over_time(filters: Scope, name: str) -> pd.DataFrame:
     return complete(df, filters.bucket, filters.start, filters.end)
 
 
-@metric("name_paths", keys=("name", "path"), measures=("events",))
+@metric("name_paths", keys=("path", "name"), measures=("events",))  # path: the long key, k1
 def _name_path_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
     path = func.coalesce(ev.c.path, NONE).label("path")
     stmt = scoped(
