@@ -7,6 +7,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
+from .ingest.writer import StoreFailed
 
 API_PREFIXES = ("/api/", "/benefits", "/statistics", "/collector", "/track", "/healthz")
 
@@ -30,6 +31,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
+    @app.errorhandler(StoreFailed)
     def database_unavailable(exc: Exception):
         # Nothing was acknowledged: the client keeps the event and may retry.
         db.session.rollback()

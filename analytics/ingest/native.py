@@ -15,7 +15,7 @@ from .payload import field_errors, parse_json, scrub
 from .request import RequestMeta
 from .schema import EventIn
 from .sites import SiteRef, find_site
-from .useragent import parse_agent
+from .useragent import Agent, parse_agent
 from .visitor import visitor_id
 from .writer import error_row, event_row, record_errors, store_events
 
@@ -73,14 +73,15 @@ def event_fields(event: EventIn) -> dict[str, Any]:
     }
 
 
-def _row(event: EventIn, site: SiteRef, meta: RequestMeta, now: dt.datetime) -> dict[str, Any]:
-    agent = parse_agent(meta.user_agent)
+def _row(
+    event: EventIn, site: SiteRef, visitor: str, agent: Agent, now: dt.datetime
+) -> dict[str, Any]:
     return event_row(
         site_id=site.id,
         source="tracker" if event.session else "api",
         occurred_at=event.ts or now,
         received_at=now,
-        visitor_id=visitor_id(current_app, site.id, meta.ip, meta.user_agent),
+        visitor_id=visitor,
         browser=agent.browser,
         os=agent.os,
         device=agent.device,
@@ -119,7 +120,8 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
                 "reason": "Do-Not-Track or Global Privacy Control is on: nothing was stored",
             },
         )
-    if parse_agent(meta.user_agent).is_bot:
+    agent = parse_agent(meta.user_agent)
+    if agent.is_bot:
         return Outcome(202, {"accepted": 0, "stored": False, "reason": "bot user agent ignored"})
     try:
         data = scrub(parse_json(body))
@@ -149,10 +151,16 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    visitors: dict[int, str] = {}  # one hash per site in a request, not one per event
     for index, item in enumerate(items):
         event, site, problems = _check(item, meta, context)
         if not problems:
-            rows.append(_row(event, site, meta, now))
+            visitor = visitors.get(site.id)
+            if visitor is None:
+                visitor = visitors[site.id] = visitor_id(
+                    current_app, site.id, meta.ip, meta.user_agent
+                )
+            rows.append(_row(event, site, visitor, agent, now))
             continue
         reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         errors.append(error_row(ENDPOINT, reason, payload=item, site_id=site and site.id))

@@ -1,0 +1,177 @@
+"""The write path under concurrency: group commit, exactly-once storage, failure of a whole group.
+
+Real databases only. To make a group form on PostgreSQL, a test holds a lock on `events` from its
+own connection: the first request's INSERT waits in the database (a write in flight), the next
+requests queue behind it in the process's group writer, and all of them go in one statement once
+the lock is released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from analytics.ingest.writer import group_writer
+from analytics.models import Event, utcnow
+from tests.conftest import count
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+# One fixed time, so resends collide: the dedupe key is (site, occurred_at, eid).
+TS = (utcnow() - dt.timedelta(hours=1)).replace(microsecond=0).isoformat() + "Z"
+
+
+def event(site: str, eid: str) -> dict[str, Any]:
+    return {"site": site, "name": "pageview", "path": "/", "ts": TS, "eid": eid}
+
+
+def post(app: Flask, body: Any) -> tuple[int, dict[str, Any]]:
+    res = app.test_client().post(
+        "/api/events",
+        data=json.dumps(body),
+        headers={"User-Agent": CHROME},
+        content_type="text/plain",
+    )
+    return res.status_code, res.json
+
+
+def in_threads(app: Flask, bodies: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Post every body from its own thread, all at once; answers in the order of `bodies`."""
+    answers: list[Any] = [None] * len(bodies)
+    start = threading.Barrier(len(bodies))
+
+    def send(at: int) -> None:
+        start.wait()
+        answers[at] = post(app, bodies[at])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@contextmanager
+def events_locked(database_url: str) -> Iterator[sa.Connection]:
+    """Hold a lock that makes every INSERT into `events` wait until the block ends (committed)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def waiting_on_lock(database_url: str) -> int:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_overlapping_posts_store_each_event_once(app, site):
+    """Eight threads post overlapping batches: each eid is stored once, the rest are duplicates."""
+    bodies = [[event(site.public_id, f"e{n}") for n in range(t, t + 10)] for t in range(8)]
+    answers = in_threads(app, bodies)
+    assert all(status == 202 for status, _ in answers), answers
+    unique = {e["eid"] for body in bodies for e in body}
+    assert count(Event) == len(unique) == 17
+    sent = sum(len(body) for body in bodies)
+    assert sum(answer.get("duplicates", 0) for _, answer in answers) == sent - len(unique)
+    assert all(answer["accepted"] == 10 for _, answer in answers)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_group_reports_duplicates_per_request(app, site, database_url):
+    """Requests queued behind a write in flight share one statement; RETURNING splits the count."""
+    writer = group_writer(app)
+    with events_locked(database_url):
+        first = threading.Thread(target=post, args=(app, event(site.public_id, "first")))
+        first.start()
+        wait_for(lambda: waiting_on_lock(database_url) == 1, "the first write to wait")
+        bodies = [[event(site.public_id, f"e{n}") for n in range(t, t + 4)] for t in range(6)]
+        answers: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda b=b: answers.append(post(app, b))) for b in bodies
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: writer.pending() == len(bodies), "the requests to queue")
+    first.join(timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [status for status, _ in answers] == [202] * len(bodies)
+    assert count(Event) == 1 + 9  # "first", then e0..e8
+    assert sum(answer.get("duplicates", 0) for _, answer in answers) == 6 * 4 - 9
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_failed_group_fails_every_request_in_it_and_stores_nothing(app, make_site, database_url):
+    """A row the database refuses (its site was deleted) fails its whole group with 503s."""
+    kept, doomed = make_site("Kept"), make_site("Doomed")
+    kept_id, doomed_id, doomed_pk = kept.public_id, doomed.public_id, doomed.id
+    # Warm the site cache: afterwards the app still believes in the doomed site for a while.
+    assert post(app, event(kept_id, "warm"))[0] == 202
+    assert post(app, event(doomed_id, "warm"))[0] == 202
+    writer = group_writer(app)
+    with events_locked(database_url) as conn:
+        answers: dict[str, Any] = {}
+        first = threading.Thread(
+            target=lambda: answers.__setitem__("first", post(app, event(kept_id, "first")))
+        )
+        first.start()
+        wait_for(lambda: waiting_on_lock(database_url) == 1, "the first write to wait")
+        group = {f"kept{n}": event(kept_id, f"k{n}") for n in range(4)}
+        group["doomed"] = [event(doomed_id, "d1"), event(doomed_id, "d2")]
+        threads = [
+            threading.Thread(target=lambda k=k, b=b: answers.__setitem__(k, post(app, b)))
+            for k, b in group.items()
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: writer.pending() == len(group), "the group to queue")
+        # A database error in the middle of the group: one of its rows now breaks a foreign key.
+        conn.execute(sa.text("DELETE FROM sites WHERE id = :id"), {"id": doomed_pk})
+    first.join(timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers["first"][0] == 202
+    for name in group:
+        status, body = answers[name]
+        assert status == 503, (name, body)
+        assert "nothing was stored" in body["error"]
+    engine = sa.create_engine(database_url)
+    with engine.connect() as check:
+        keys = check.execute(sa.text("SELECT dedupe_key FROM events ORDER BY 1")).scalars().all()
+    engine.dispose()
+    assert keys == ["first", "warm"]  # the kept site's warm-up; nothing of the failed group
+    # The writer goes on: the next request is a group of its own and succeeds.
+    assert post(app, event(kept_id, "after"))[0] == 202
