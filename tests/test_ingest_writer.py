@@ -97,8 +97,10 @@ def waiting_on_lock(database_url: str) -> int:
         engine.dispose()
 
 
-def test_concurrent_overlapping_posts_store_each_event_once(app, site):
+@pytest.mark.parametrize("grouped", [False, True])
+def test_concurrent_overlapping_posts_store_each_event_once(app, site, grouped):
     """Eight threads post overlapping batches: each eid is stored once, the rest are duplicates."""
+    app.config["INGEST_GROUP_COMMIT"] = grouped
     bodies = [[event(site.public_id, f"e{n}") for n in range(t, t + 10)] for t in range(8)]
     answers = in_threads(app, bodies)
     assert all(status == 202 for status, _ in answers), answers
@@ -112,6 +114,7 @@ def test_concurrent_overlapping_posts_store_each_event_once(app, site):
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_one_group_reports_duplicates_per_request(app, site, database_url):
     """Requests queued behind a write in flight share one statement; RETURNING splits the count."""
+    app.config["INGEST_GROUP_COMMIT"] = True
     writer = group_writer(app)
     with events_locked(database_url):
         first = threading.Thread(target=post, args=(app, event(site.public_id, "first")))
@@ -136,6 +139,7 @@ def test_one_group_reports_duplicates_per_request(app, site, database_url):
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_failed_group_fails_every_request_in_it_and_stores_nothing(app, make_site, database_url):
     """A row the database refuses (its site was deleted) fails its whole group with 503s."""
+    app.config["INGEST_GROUP_COMMIT"] = True
     kept, doomed = make_site("Kept"), make_site("Doomed")
     kept_id, doomed_id, doomed_pk = kept.public_id, doomed.public_id, doomed.id
     # Warm the site cache: afterwards the app still believes in the doomed site for a while.

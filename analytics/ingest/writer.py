@@ -1,13 +1,14 @@
 """The single write path: every source stores its events and rejections through this module.
 
-On PostgreSQL, events go in as one statement per group, whatever its size: `INSERT ... SELECT
+On PostgreSQL, events go in as one statement per request, whatever its size: `INSERT ... SELECT
 FROM unnest(<one array per column>) ON CONFLICT DO NOTHING RETURNING id` (parsed once, one round
-trip, and the rollup triggers fire once per statement). Requests that arrive while a write is in
-flight wait, and the next write takes all their rows (`GroupWriter`): one statement and one commit
-for the group, on a raw pooled psycopg connection in autocommit (one round trip, no BEGIN/COMMIT).
-`RETURNING id` tells each request which of its rows were new. A caller answers 2xx only after
-`store_events` has returned, i.e. after the statement holding its rows committed; a failed group
-raises `StoreFailed` in every request of it (a 503), and stored nothing of it.
+trip, and the rollup triggers fire once per statement; a lone row as VALUES), on a raw pooled
+psycopg connection in autocommit (one round trip, no BEGIN/COMMIT, no SQLAlchemy on the way).
+`RETURNING id` tells the request which of its rows were new. With INGEST_GROUP_COMMIT on,
+requests that arrive while a write is in flight wait, and the next write takes all their rows
+(`GroupWriter`): one statement and one commit for the group. A caller answers 2xx only after
+`store_events` has returned, i.e. after the statement holding its rows committed; a failed
+statement raises `StoreFailed` in every request it held (a 503), and stored nothing.
 
 SQLite (one writer at a time) keeps a positional executemany in a transaction.
 Rows whose dedupe key is already present (a retried beacon, a re-imported file) are skipped by
@@ -256,8 +257,8 @@ def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None
     """Store events (and rejections) and commit; return how many events were stored.
 
     The count is less than len(rows) when some rows were duplicates of stored ones. On
-    PostgreSQL, events alone go through the process's group writer (one statement per group);
-    events with rejections, and SQLite, in one transaction of their own.
+    PostgreSQL, events alone are one autocommitted statement (shared with concurrent requests
+    when INGEST_GROUP_COMMIT is on); events with rejections, and SQLite, one transaction.
 
     A connection found dead (the database restarted since it was pooled) is replaced and the
     write retried once; the pool does not ping before every checkout, which would cost a round
@@ -267,7 +268,7 @@ def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None
         return 0
     if not errors and db.engine.dialect.name == "postgresql":
         app = current_app._get_current_object()
-        if app.config.get("INGEST_GROUP_COMMIT", True):
+        if app.config.get("INGEST_GROUP_COMMIT"):
             return group_writer(app).write(rows)
         new = _insert_returning(db.engine, rows)
         return sum(1 for row in rows if row["id"] in new)
