@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import select
 
 from .extensions import db
@@ -31,3 +32,4 @@ def remove_category(category_id: int) -> None:
         raise InvalidInput("no such category")
     db.session.delete(category)
     db.session.commit()
+    current_app.extensions.pop("analytics.categories", None)  # the collector's cache

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -36,7 +37,7 @@ from ...extensions import db
 from ...models import Category, utcnow
 from ..payload import depth, parse_iso, parse_json, scrub
 from ..visitor import visitor_id
-from ..writer import event_row, insert_events, record_errors
+from ..writer import event_row, record_errors, store_events
 from . import Reply, rejection, summary
 from .site import legacy_site_id
 
@@ -171,6 +172,24 @@ def allowed(patterns: list[str], caller: Caller) -> bool:
 # --- the endpoint -----------------------------------------------------------------------------
 
 
+CATEGORY_SECONDS = 30.0  # as the site cache: a removed category is refused within this time
+
+
+def known_category(app: Flask, name: str) -> bool:
+    """Whether the category exists; found ones are cached per process (misses always ask)."""
+    cache: dict[str, float] = app.extensions.setdefault("analytics.categories", {})
+    now = time.monotonic()
+    if now - cache.get(name, -CATEGORY_SECONDS) < CATEGORY_SECONDS:
+        return True
+    with db.engine.connect() as conn:
+        found = conn.execute(select(Category.id).where(Category.name == name)).first()
+    if found is not None:
+        if len(cache) > 1000:
+            cache.clear()
+        cache[name] = now
+    return found is not None
+
+
 def too_large(app: Flask, size: int, limit: int) -> Reply:
     reason = f"body of {size} bytes is over the {limit}-byte limit"
     record_errors([rejection(ENDPOINT, reason, body_size=size, site_id=legacy_site_id(app))])
@@ -207,14 +226,13 @@ def collect(app: Flask, body: bytes, caller: Caller) -> Reply:
         return refuse(summary(exc))
     visitor = visitor_id(app, site_id, caller.ip, caller.user_agent)
     row = event_from(event, site_id, visitor=visitor)
-    with db.engine.begin() as conn:
-        known = conn.execute(select(Category.id).where(Category.name == row["category"])).first()
-        if known is None:
-            return refuse("Category not found", conn)
-        if insert_events(conn, [row]) == 0:
-            return refuse(
-                f"duplicate: an event with session_id {event.session_id!r} and timestamp "
-                f"{event.timestamp!r} is already stored",
-                conn,
-            )
+    if not known_category(app, row["category"]):
+        return refuse("Category not found")
+    # The single write path (grouped with concurrent requests on PostgreSQL); a duplicate is
+    # recorded with its reason once the database has said so.
+    if store_events([row]) == 0:
+        return refuse(
+            f"duplicate: an event with session_id {event.session_id!r} and timestamp "
+            f"{event.timestamp!r} is already stored"
+        )
     return Reply(200, {"task": str(row["id"])})
