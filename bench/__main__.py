@@ -61,6 +61,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="ingest: interleaved rounds")
     # 20 s: each run spans two wakes of the rollup refresher (every 10 s), whose work is measured
     parser.add_argument("--ingest-seconds", type=int, default=20, help="ingest: seconds per run")
+    # The server under test (our app and the bare baseline alike); default: `make run`'s.
+    parser.add_argument("--ingest-workers", type=int, default=2, help="ingest: gunicorn workers")
+    parser.add_argument("--ingest-threads", type=int, default=4, help="ingest: threads per worker")
+    parser.add_argument(
+        "--ingest-worker-class", default="gthread", help="ingest: gunicorn worker class"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.load_rounds < 1 or args.rounds < 1:

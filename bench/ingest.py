@@ -1,14 +1,19 @@
-"""Ingest throughput: our app vs a bare Flask endpoint, both under gunicorn, in the same run.
+"""Ingest throughput and latency of every ingest endpoint against baselines of the same run.
 
     python bench/ingest.py [--seconds 20] [--rounds 3] [--connections 16]
-    (BENCH_THREADS=N sets gunicorn's threads per worker, default 4, as in `make run`)
+                           [--workers 2] [--threads 4] [--worker-class gthread]
 
 Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
 `analytics_bench` is recreated there) or the throw-away server that .ci/start-postgres starts.
-Prints requests/s and events/s for single events and 100-event batches, the ratio of each to the
-bare endpoint, and checks that every 2xx answer left a row in the database. Our app runs as under
-`make run`, with its rollup triggers and refresher thread: while wrk posts to it, the rollup lag
-is sampled every second (bench/freshness.py), then polled until the queue is empty (up to 90 s).
+gunicorn serves our app and the baseline with the same configuration (default: `make run`'s
+2 workers x 4 threads, gthread). For each endpoint it prints requests/s, events/s, p50 and p99
+latency (wrk --latency) and the ratio to its baseline: single posts against a bare Flask endpoint
+that only parses the JSON; 50-event batches against bare psycopg `executemany` of the same rows
+(and, for comparison, a bare one-statement `unnest` insert). `/api/events` also runs with group
+commit on (INGEST_GROUP_COMMIT=1), and once paced at 80 % of its maximum rate, for the p99 there.
+Then it checks that the database holds at least every event answered 2xx, per source. Our app
+runs as under `make run`, with its rollup triggers and refresher thread: while wrk posts single
+events and batches to it, the rollup lag is sampled (bench/freshness.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,64 +42,131 @@ from bench.serving import THREADS, serve, stop  # noqa: E402
 
 BIN = Path(sys.executable).parent
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+BATCH = 50
+PACED = 0.8  # the share of the maximum rate at which p99 is measured
 
 
-def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, int]:
-    """Run wrk posting `body`; return (requests/s, number of non-2xx answers)."""
-    lua = (
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "text/plain"\n'
-        f'wrk.headers["User-Agent"] = "{UA}"\n'
-        "bad = 0\n"
-        "response = function(status) if status >= 300 then bad = bad + 1 end end\n"
-    )
+@dataclass(frozen=True)
+class Gunicorn:
+    """The server configuration under test (the same for our app and the bare baseline)."""
+
+    workers: int = 2
+    threads: int = THREADS
+    worker_class: str = "gthread"
+
+    def __str__(self) -> str:
+        return f"gunicorn {self.workers} workers x {self.threads} threads ({self.worker_class})"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One wrk run: requests/s, requests answered, non-2xx answers, latency percentiles (s)."""
+
+    rate: float
+    total: int
+    bad: int
+    p50: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration measured: what serves, where wrk posts, what, and what it is worth."""
+
+    label: str
+    module: str  # "wsgi:app" or the bare baseline
+    path: str
+    body: str  # "SEQ" in it is replaced by a per-request unique number
+    per: int = 1  # events per request
+    content_type: str = "text/plain"
+    source: str | None = None  # `events.source` of what it stores (for the stored-rows check)
+    env: dict[str, str] = field(default_factory=dict)
+    lag: str | None = None  # rollup lag sampled under this load, reported as this kind
+
+
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * _UNIT[unit]
+
+
+def wrk(
+    url: str,
+    case: Case,
+    seconds: int,
+    connections: int,
+    threads: int = 2,
+    delay_ms: float | None = None,
+) -> Run:
+    """Run wrk posting the case's body (with --latency; paced by `delay_ms` per connection)."""
+    lua = [
+        'wrk.method = "POST"',
+        # "SEQ" -> run-unique-prefix-thread-number: unique across the warm-up and the run too
+        f"wrk.body = {json.dumps(case.body.replace('SEQ', uuid.uuid4().hex[:8] + '-SEQ'))}",
+        f'wrk.headers["Content-Type"] = "{case.content_type}"',
+        f'wrk.headers["User-Agent"] = "{UA}"',
+    ]
+    if "SEQ" in case.body:
+        lua += [
+            "local made = 0",
+            "function setup(thread) made = made + 1; thread:set('tid', made) end",
+            "local n = 0",
+            "function request()",
+            "  n = n + 1",
+            "  local body = wrk.body:gsub('SEQ', tid .. '-' .. n)",
+            "  return wrk.format(nil, nil, nil, body)",
+            "end",
+        ]
+    if delay_ms is not None:
+        lua.append(f"function delay() return {delay_ms:.3f} end")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            "2",
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "-s",
-            f.name,
-            url + "/api/events",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(f.name)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+        f.write("\n".join(lua) + "\n")
+    try:
+        out = subprocess.run(
+            ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+            + ["-s", f.name, url + case.path],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, total, int(non2xx.group(1)) if non2xx else 0
+    return Run(
+        rate=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        total=int(re.search(r"(\d+) requests in", out).group(1)),
+        bad=int(non2xx.group(1)) if non2xx else 0,
+        p50=_seconds(re.search(r"\s50%\s+(\S+)", out).group(1)),
+        p99=_seconds(re.search(r"\s99%\s+(\S+)", out).group(1)),
+    )
 
 
-def _executemany_worker(url: str, site_id: int, seconds: float, threads: int) -> int:
-    """One process of the baseline: `threads` connections inserting 100-row batches."""
+def _bare_worker(url: str, site_id: int, seconds: float, threads: int, form: str) -> int:
+    """One process of a bare baseline: `threads` connections inserting BATCH-row batches."""
     import threading
 
     import psycopg
 
-    from analytics.ingest.writer import _SQL, _postgres_params, event_row
+    from analytics.ingest.writer import _SQL, UNNEST_SQL, _postgres_params, event_row
+    from analytics.ingest.writer import unnest_params as arrays
 
     done = [0] * threads
     deadline = time.monotonic() + seconds
 
     def run(slot: int) -> None:
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url, autocommit=form == "unnest") as conn:
             while time.monotonic() < deadline:
                 rows = [
-                    event_row(site_id=site_id, source="api", name="pageview") for _ in range(100)
+                    event_row(site_id=site_id, source="api", name="pageview") for _ in range(BATCH)
                 ]
-                with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(_SQL["postgresql"], [_postgres_params(r) for r in rows])
-                done[slot] += 100
+                if form == "unnest":  # one statement, its own transaction
+                    conn.execute(UNNEST_SQL, arrays(rows)).fetchall()
+                else:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.executemany(_SQL["postgresql"], [_postgres_params(r) for r in rows])
+                done[slot] += BATCH
 
     pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for thread in pool:
@@ -102,44 +176,42 @@ def _executemany_worker(url: str, site_id: int, seconds: float, threads: int) ->
     return sum(done)
 
 
-def bare_executemany(url: str, site_id: int, seconds: int, workers: int) -> float:
-    """Events/s of bare psycopg executemany batches, with the app's processes and threads."""
+def bare_insert(url: str, site_id: int, seconds: int, server: Gunicorn, form: str) -> float:
+    """Events/s of bare psycopg batches (`executemany` or `unnest`), with the app's concurrency."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers) as pool:
+    n = server.workers
+    with ProcessPoolExecutor(n) as pool:
         counts = pool.map(
-            _executemany_worker,
-            [url] * workers,
-            [site_id] * workers,
-            [seconds] * workers,
-            [4] * workers,
+            _bare_worker, [url] * n, [site_id] * n, [seconds] * n, [server.threads] * n, [form] * n
         )
         return sum(counts) / seconds
 
 
-def measure(seconds: int = 20, connections: int = 16, workers: int = 2, rounds: int = 3) -> dict:
-    """Run every configuration; return the medians, the ratios and the stored-row check."""
-    if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
-        raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
+def _setup(url: str, env: dict[str, str]) -> tuple[str, int]:
+    """Migrate, create the bench site and the collector's category; return (public id, id)."""
 
-    url = fresh_database("analytics_bench")
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
-    # The refresher runs as under `make run` (every 10 s by default): it is on the measured path.
-    for name in ("ROLLUPS", "ROLLUP_INTERVAL"):
-        env.pop(name, None)
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    public_id = subprocess.check_output(
-        [str(BIN / "flask"), "--app", "wsgi", "sites", "create", "Bench"],
-        cwd=ROOT,
-        env=env,
-        text=True,
-    ).strip()
+    def flask(*args: str) -> str:
+        return subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", *args],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    flask("db", "upgrade")
+    public_id = flask("sites", "create", "Bench")
+    flask("categories", "add", "page interaction")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        site_id = conn.execute(sa.text("SELECT id FROM sites")).scalar_one()
+    engine.dispose()
+    return public_id, site_id
+
+
+def cases(public_id: str) -> list[Case]:
     event = {
         "site": public_id,
         "name": "pageview",
@@ -148,60 +220,148 @@ def measure(seconds: int = 20, connections: int = 16, workers: int = 2, rounds: 
         "session": "bench-session",
         "screen": 1280,
     }
-    single = json.dumps(event)
-    batch = json.dumps([event] * 100)
+    single, batch = json.dumps(event), json.dumps([event] * BATCH)
+    grouped = {"INGEST_GROUP_COMMIT": "1"}
+    benefit = {
+        "benefit_id": "RSA",
+        "hash_id": "8e7b1c9a0f3d2e11",
+        "benefit_index": 3,
+        "page_total": 12,
+        "event_type": "show",
+    }
+    collector = {  # the collector stores a (session, timestamp) once: every request is new
+        "session_id": "bench-SEQ",
+        "category": "page interaction",
+        "name": "pageview",
+        "data": {"host": "bench.example", "path": "/"},
+        "timestamp": "2026-01-01 09:15:27.243860",
+    }
+    track = {
+        "_v": 1,
+        "timestamp": "2026-01-01T10:00:00.000Z",
+        "order": 0,
+        "session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+        "page": "/index.html",
+        "action": "load",
+        "meta": json.dumps({"title": "Demo", "width": 1280}),
+        "client_context": {"referer": "https://search.example/?q=demo"},
+        "server_context": {},
+    }
+    bare = "bench.bare_app:app"
+    return [
+        Case("bare Flask, 1 event", bare, "/api/events", single),
+        Case("bare Flask, 50-event batch", bare, "/api/events", batch, BATCH),
+        Case("/api/events, 1 event", "wsgi:app", "/api/events", single, 1, lag="1 event",
+             source="tracker"),
+        Case("/api/events, 1 event, group commit", "wsgi:app", "/api/events", single,
+             source="tracker", env=grouped),
+        Case("/api/events, 50-event batch", "wsgi:app", "/api/events", batch, BATCH,
+             source="tracker", lag="50-event batch"),
+        Case("/api/events, 50-event batch, group commit", "wsgi:app", "/api/events", batch,
+             BATCH, source="tracker", env=grouped),
+        Case("/benefits, 1 record", "wsgi:app", "/benefits", json.dumps(benefit),
+             content_type="application/json", source="benefits"),
+        Case("/collector, 1 event", "wsgi:app", "/collector", json.dumps(collector),
+             content_type="application/json", source="collector"),
+        Case("/track, 1 event", "wsgi:app", "/track", json.dumps(track),
+             content_type="application/json", source="track"),
+    ]  # fmt: skip
 
-    configs = [
-        ("bare Flask, 1 event", "bench.bare_app:app", single),
-        ("analytics, 1 event", "wsgi:app", single),
-        ("bare Flask, 100-event batch", "bench.bare_app:app", batch),
-        ("analytics, 100-event batch", "wsgi:app", batch),
-    ]
-    # The machine's speed drifts: interleave the configurations, repeat, keep the median.
-    runs: dict[str, list[tuple[float, int, int]]] = {label: [] for label, _, _ in configs}
-    fresh: dict[str, list[Freshness]] = {kind: [] for kind in ("1 event", "100-event batch")}
-    acknowledged = 0  # events our app answered 2xx for, warm-ups included
+
+def measure(
+    seconds: int = 20,
+    connections: int = 16,
+    server: Gunicorn | None = None,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Run every case; return medians, baselines, paced p99s and the stored-rows check."""
+    if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
+        raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
+    server = server or Gunicorn()
+    url = fresh_database("analytics_bench")
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
+    # The refresher runs as under `make run` (every 10 s by default): it is on the measured path.
+    for name in ("ROLLUPS", "ROLLUP_INTERVAL", "INGEST_GROUP_COMMIT", "LEGACY_SITE"):
+        env.pop(name, None)
+    public_id, site_id = _setup(url, env)
+    todo = cases(public_id)
+
+    def one(case: Case, delay_ms: float | None = None) -> Run:
+        proc, base = serve(case.module, env | case.env, server.workers, server.threads,
+                           server.worker_class)  # fmt: skip
+        try:
+            if case.lag and delay_ms is None:
+                # Sampled from the first post on: the warm-up's events wait in the queue too.
+                with LagSampler(libpq_url(url)) as sampler:
+                    warm = wrk(base, case, 2, connections)  # imports, caches, pools
+                    run = wrk(base, case, seconds, connections)
+                    fresh[case.lag].append(sampler.drain())
+            else:
+                warm = wrk(base, case, 2, connections)
+                run = wrk(base, case, seconds, connections, delay_ms=delay_ms)
+        finally:
+            stop(proc)
+        if case.source:
+            answered = sum(r.total - r.bad for r in (warm, run)) * case.per
+            acknowledged[case.source] = acknowledged.get(case.source, 0) + answered
+        return run
+
+    # The machine's speed drifts: interleave the cases, repeat, keep the median.
+    runs: dict[str, list[Run]] = {case.label: [] for case in todo}
+    fresh: dict[str, list[Freshness]] = {c.lag: [] for c in todo if c.lag}
+    acknowledged: dict[str, int] = {}  # events answered 2xx per source, warm-ups included
     for _ in range(rounds):
-        for label, module, body in configs:
-            proc, base = serve(module, env, workers)
-            try:
-                if module == "wsgi:app":
-                    # Sampled from the first post on: the warm-up's events wait in the queue too.
-                    with LagSampler(libpq_url(url)) as sampler:
-                        warm = wrk(base, body, 2, connections)  # imports, caches, pools
-                        run = wrk(base, body, seconds, connections)
-                        fresh[label.removeprefix("analytics, ")].append(sampler.drain())
-                    per = 100 if "batch" in label else 1
-                    acknowledged += sum(total - bad for _, total, bad in (warm, run)) * per
-                else:
-                    wrk(base, body, 2, connections)
-                    run = wrk(base, body, seconds, connections)
-                runs[label].append(run)
-            finally:
-                stop(proc)
-    results = {label: sorted(r)[len(r) // 2] for label, r in runs.items()}
+        for case in todo:
+            runs[case.label].append(one(case))
+    results = {label: sorted(r, key=lambda x: x.rate)[len(r) // 2] for label, r in runs.items()}
+
+    # p99 at 80 % of the maximum rate: each connection waits between requests so that the
+    # connections together send about PACED x the median rate measured above.
+    paced: dict[str, tuple[Run, float]] = {}
+    for case in todo:
+        if case.module == "wsgi:app" and not case.env and case.path == "/api/events":
+            target = PACED * results[case.label].rate
+            run = one(case, delay_ms=1000 * connections / target)
+            paced[case.label] = (run, target)
 
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
-        site_id = conn.execute(sa.text("SELECT id FROM sites")).scalar_one()
+        stored = dict(
+            conn.execute(sa.text("SELECT source, count(*) FROM events GROUP BY source")).all()
+        )
     engine.dispose()
-    executemany_rate = bare_executemany(libpq_url(url), site_id, seconds, workers)
-    ratios = {
-        kind: results[f"analytics, {kind}"][0] / results[f"bare Flask, {kind}"][0]
-        for kind in ("1 event", "100-event batch")
-    }
-    batch_events = results["analytics, 100-event batch"][0] * 100
+    executemany_rate = bare_insert(libpq_url(url), site_id, seconds, server, "executemany")
+    unnest_rate = bare_insert(libpq_url(url), site_id, seconds, server, "unnest")
     return {
-        "settings": f"gunicorn {workers} workers x {THREADS} threads, wrk {connections} "
-        f"connections, {seconds}s each, median of {rounds} interleaved rounds, PostgreSQL",
+        "settings": f"{server}, wrk {connections} connections, {seconds}s each, median of "
+        f"{rounds} interleaved rounds, PostgreSQL",
+        "cases": todo,
         "results": results,
-        "ratios": ratios,
+        "paced": paced,
         "executemany_rate": executemany_rate,
-        "batch_ratio": batch_events / executemany_rate,
+        "unnest_rate": unnest_rate,
         "acknowledged": acknowledged,
         "stored": stored,
         "freshness": {kind: summary(found) for kind, found in fresh.items()},
+    }
+
+
+def ratio(found: dict[str, Any], case: Case) -> tuple[float, str] | None:
+    """The case's ratio and what it is against: batches to bare executemany, singles to Flask."""
+    if case.module != "wsgi:app":
+        return None
+    rate = found["results"][case.label].rate
+    if case.per > 1:
+        return rate * case.per / found["executemany_rate"], "bare executemany"
+    return rate / found["results"]["bare Flask, 1 event"].rate, "bare Flask"
+
+
+def missing(found: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Sources with fewer rows than events answered 2xx: {source: (answered, stored)}."""
+    return {
+        source: (answered, found["stored"].get(source, 0))
+        for source, answered in found["acknowledged"].items()
+        if found["stored"].get(source, 0) < answered
     }
 
 
@@ -210,33 +370,37 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    server = Gunicorn(args.workers, args.threads, args.worker_class)
     try:
-        found: dict[str, Any] = measure(args.seconds, args.connections, args.workers, args.rounds)
+        found = measure(args.seconds, args.connections, server, args.rounds)
     except RuntimeError as exc:
         sys.exit(str(exc))
     print(found["settings"])
-    for label, (rate, _total, bad) in found["results"].items():
-        per = 100 if "batch" in label else 1
-        print(f"  {label:32s} {rate:9.0f} req/s {rate * per:10.0f} events/s  non-2xx {bad}")
-    for kind, ratio in found["ratios"].items():
-        print(f"  ratio analytics / bare, {kind}: {ratio:.2f}x")
-    print(f"  bare psycopg executemany, 100-row batches {found['executemany_rate']:10.0f} events/s")
-    print(f"  ratio analytics batch / bare executemany: {found['batch_ratio']:.2f}x")
+    for case in found["cases"]:
+        run = found["results"][case.label]
+        against = ratio(found, case)
+        print(
+            f"  {case.label:46s} {run.rate:8.0f} req/s {run.rate * case.per:9.0f} events/s "
+            f"p50 {run.p50 * 1000:6.1f} ms p99 {run.p99 * 1000:6.1f} ms non-2xx {run.bad}"
+            + (f"  {against[0]:.2f}x {against[1]}" if against else "")
+        )
+    for label, (run, target) in found["paced"].items():
+        print(
+            f"  {label} paced at {target:.0f} req/s: {run.rate:.0f} req/s, "
+            f"p50 {run.p50 * 1000:.1f} ms, p99 {run.p99 * 1000:.1f} ms"
+        )
+    for form in ("executemany", "unnest"):
+        rate = found[f"{form}_rate"]
+        print(f"  bare psycopg {form}, {BATCH}-row batches: {rate:9.0f} events/s")
     # wrk drops requests still in flight when a run ends; the server may still store those,
     # so there can be more rows than answers seen, never fewer.
-    print(f"  events answered 2xx: {found['acknowledged']}, rows in events: {found['stored']}")
-    for kind, lag in found["freshness"].items():
-        drained = ", ".join("> 90" if s is None else f"{s:.0f}" for s in lag["drained_in"])
-        rounds = lag["rounds"]
-        print(
-            f"  rollup lag, {kind}: max {lag['max']:.0f} s (under load {lag['max_under_load']:.0f}"
-            f" s), median {lag['median']:.0f} s; queue empty {drained} s after the load; "
-            f"{len(rounds)} refresh rounds, longest {max(rounds, default=0):.1f} s"
-        )
-    if found["stored"] < found["acknowledged"]:
-        sys.exit("an acknowledged event is missing from the database")
+    print(f"  events answered 2xx: {found['acknowledged']}, rows: {found['stored']}")
+    if missing(found):
+        sys.exit(f"acknowledged events missing from the database: {missing(found)}")
 
 
 if __name__ == "__main__":

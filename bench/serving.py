@@ -22,7 +22,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(module: str, env: dict[str, str], workers: int = 2) -> tuple[subprocess.Popen, str]:
+def serve(
+    module: str,
+    env: dict[str, str],
+    workers: int = 2,
+    threads: int = THREADS,
+    worker_class: str = "gthread",
+) -> tuple[subprocess.Popen, str]:
     """Start gunicorn on a free port; return the process and its base URL once it answers."""
     port = free_port()
     proc = subprocess.Popen(
@@ -31,7 +37,9 @@ def serve(module: str, env: dict[str, str], workers: int = 2) -> tuple[subproces
             "--workers",
             str(workers),
             "--threads",
-            str(THREADS),
+            str(threads),
+            "--worker-class",
+            worker_class,
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
