@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> list[Table]:
     try:
         found = ingest.measure(seconds=args.ingest_seconds, server=server, rounds=args.rounds)
     finally:
-        drop_database("analytics_bench")
+        drop_database(ingest.DATABASE)
     table = Table(
         "Ingest under gunicorn: every endpoint against same-run baselines",
         ["configuration", "req/s", "events/s", "p50 ms", "p99 ms", "non-2xx", "ratio", "target"],
