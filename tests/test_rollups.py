@@ -351,3 +351,21 @@ def test_longest_values_fit_the_stored_keys(app, site):
     assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=1), "hour")
     pages = stats.event_pages(Period(site, DAY0, DAY0 + dt.timedelta(days=1)), "n" * 100)
     assert set(pages["path"]) == {long_path}
+
+
+def test_a_refresher_that_loses_its_lease_stops_and_requeues(app, site, monkeypatch):
+    store_events(
+        [event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=d), name="pageview",
+                   source="api", visitor_id=f"v{d}") for d in range(3)]
+    )  # fmt: skip
+    real = rollups.refresh_day
+
+    def then_lose(site_id, day, pending=()):
+        real(site_id, day, pending)
+        rollups.release_lease(refreshed=False)
+        assert rollups.acquire_lease("another-node")  # our lease is gone after the first day
+
+    monkeypatch.setattr(rollups, "refresh_day", then_lose)
+    assert rollups.refresh() == 1
+    queued = {d for (d,) in db.session.execute(sa.select(RollupQueue.day).distinct())}
+    assert len(queued) == 3  # two never done, and the done one queued again for its month

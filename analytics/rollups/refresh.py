@@ -110,8 +110,9 @@ def acquire_lease(holder: str = _HOLDER, seconds: float = LEASE_SECONDS) -> bool
         try:
             db.session.execute(insert(RollupLease).values(name=LEASE, **values))
             taken = 1
-        except IntegrityError:
-            taken = 0
+        except IntegrityError:  # another process inserted the lease row first
+            db.session.rollback()
+            return False
     db.session.commit()
     return bool(taken)
 
@@ -164,7 +165,11 @@ def refresh(
             for site, day in pairs:
                 _presence_only(site, day)
             for n, (site, day) in enumerate(pairs):
-                acquire_lease()  # extend it: a rebuild may take minutes
+                if not acquire_lease():  # extend it (a rebuild takes minutes)
+                    # Lost to another process: queue again what this round did, so that the
+                    # new holder also recomputes their month and all-time sums.
+                    _requeue(pairs[:n])
+                    return done
                 try:
                     refresh_day(site, day, pending=set(pairs[n + 1 :]))
                 except Exception:
@@ -185,6 +190,12 @@ def refresh(
         db.session.rollback()
         release_lease(refreshed=done > 0)
     return done
+
+
+def _requeue(pairs: list[tuple[int, dt.date]]) -> None:
+    if pairs:
+        db.session.execute(insert(RollupQueue), [{"site_id": s, "day": d} for s, d in pairs])
+        db.session.commit()
 
 
 def _as_date(value) -> dt.date:
