@@ -175,8 +175,9 @@ class DailySalt(db.Model):
 class RollupQueue(db.Model):
     """A (site, day) whose events changed since its rollups were last computed.
 
-    Database triggers on `events` append one row per statement and touched day, in the writer's
-    own transaction, so a committed event is always either rolled up or queued. Rows are only ever
+    Database triggers on `events` append one row per statement and touched day (per row on
+    SQLite), in the writer's own transaction, so a committed event is always either rolled up or
+    queued. Rows are only ever
     inserted by writers and deleted by the refresher: no writer waits on another.
     """
 
@@ -187,6 +188,9 @@ class RollupQueue(db.Model):
     day: Mapped[dt.date] = mapped_column(Date)
     # Set by the database (UTC): how long a change has waited is the rollups' lag.
     queued_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # For inserts, the [occurred_at, id] of each row added (up to ADDED_LIMIT per statement), so
+    # a built day is recounted from what was added; NULL: recount the whole day.
+    added: Mapped[list | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_rollup_queue_site_day", "site_id", "day"),)
 

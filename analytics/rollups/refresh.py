@@ -16,15 +16,13 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
 from sqlalchemy import (
     Date,
     FromClause,
     and_,
-    column,
     delete,
     exists,
     func,
@@ -32,10 +30,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy import table as sql_table
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -49,44 +45,29 @@ from ..models import (
     Site,
     utcnow,
 )
-from ..stats.base import METRICS, Metric, visit
-from ..stats.dialect import dialect
-from .read import (
-    ALL_TIME,
-    BUILT,
-    SPAN_COLUMNS,
-    key_text,
-    month_metric,
-    next_month,
-    stored_columns,
-    total_metric,
+from ..stats.base import METRICS, visit
+from . import delta
+from .read import ALL_TIME, BUILT, SPAN_COLUMNS, month_metric, next_month, total_metric
+from .store import (
+    DAY,
+    FACT_COLUMNS,
+    as_date,
+    begin,
+    bulk_insert,
+    drop,
+    events_table,
+    fact_rows,
+    midnight,
+    param_time,
+    spanning,
 )
 
 log = logging.getLogger(__name__)
-DAY = dt.timedelta(days=1)
 LEASE = "refresh"
 LEASE_SECONDS = 300  # a holder that died frees the lease after this long (renewed every day)
 EVENTS = Event.__table__
 PRESENCE = RollupPresence.__table__
 LOCAL = "rollup_local_events"  # the temporary table of one day's day-local events
-
-
-@dataclass(frozen=True)
-class DayScope:
-    """One UTC day of one site, as the metric SQL expects its filters."""
-
-    site: Site
-    start: dt.datetime
-    end: dt.datetime
-    bucket: str = "day"
-
-    def previous(self) -> DayScope:  # part of the Scope protocol; never used for a day
-        return DayScope(self.site, self.start - DAY, self.start, self.bucket)
-
-
-@dataclass(frozen=True)
-class _SiteRef:
-    id: int
 
 
 # --- the lease --------------------------------------------------------------------------------
@@ -141,7 +122,7 @@ def queued_days(site_id: int | None = None) -> list[tuple[int, dt.date]]:
         stmt = stmt.where(RollupQueue.site_id == site_id)
     pairs = db.session.execute(stmt).all()
     db.session.commit()
-    return sorted(((s, _as_date(d)) for s, d in pairs), key=lambda p: (p[1], p[0]), reverse=True)
+    return sorted(((s, as_date(d)) for s, d in pairs), key=lambda p: (p[1], p[0]), reverse=True)
 
 
 def refresh(
@@ -171,7 +152,7 @@ def refresh(
                     _requeue(pairs[:n])
                     return done
                 try:
-                    refresh_day(site, day, pending=set(pairs[n + 1 :]))
+                    refresh_day(site, day)
                 except Exception:
                     # One day that cannot be computed must not stop the others: it stays
                     # queued (its transaction rolled back) and is tried again next time.
@@ -198,17 +179,6 @@ def _requeue(pairs: list[tuple[int, dt.date]]) -> None:
         db.session.commit()
 
 
-def _as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
-
-
-def _begin() -> None:
-    """Start the day's transaction; on PostgreSQL one snapshot for all its statements."""
-    db.session.rollback()
-    if dialect() == "postgresql":
-        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-
-
 def _day_keys(site_id: int, start: dt.datetime) -> list[tuple[str | None, str | None]]:
     """(visitor, visit) of every event of the day."""
     return db.session.execute(
@@ -225,62 +195,42 @@ def _write_presence(site_id: int, day: dt.date, keys: list[tuple[str | None, str
         delete(RollupPresence).where(RollupPresence.site_id == site_id, RollupPresence.day == day)
     )
     rows = {("u", u) for u, _ in keys if u} | {("v", v) for _, v in keys if v}
-    _bulk_insert(
+    bulk_insert(
         PRESENCE, ("site_id", "kind", "key", "day", "spans"),
         [(site_id, kind, key, day, False) for kind, key in rows],
     )  # fmt: skip
 
 
-def _bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert many rows in the session's transaction: COPY on PostgreSQL (a day's facts are
-    thousands of rows), executemany on SQLite."""
-    if not rows:
-        return
-    if dialect() != "postgresql":
-        db.session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    raw = db.session.connection().connection.driver_connection
-    with raw.cursor() as cursor:
-        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-        with cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
 def _presence_only(site_id: int, day: dt.date) -> None:
-    """First pass over a batch: who was there each day, so the second pass knows who spans."""
-    _begin()
-    _write_presence(site_id, day, _day_keys(site_id, dt.datetime.combine(day, dt.time())))
+    """First pass over a batch: who was there each day, so the second pass knows who spans.
+    (A day recounted from its added rows updates its presence itself.)"""
+    begin()
+    if delta.recounts_whole(site_id, day):
+        _write_presence(site_id, day, _day_keys(site_id, midnight(day)))
     db.session.commit()
 
 
-def _spanning(keys: list[tuple[str | None, str | None]], seen_elsewhere: set[tuple[str, str]]):
-    """Visitors and visits to keep apart: those seen on other days, and, closed over the day's
-    events, whatever shares an event with them."""
-    visitors = {key for kind, key in seen_elsewhere if kind == "u"}
-    visits = {key for kind, key in seen_elsewhere if kind == "v"}
-    grew = bool(visitors or visits)
-    while grew:
-        grew = False
-        for u, v in keys:
-            if (u and u in visitors) or (v and v in visits):
-                if u and u not in visitors:
-                    visitors.add(u)
-                    grew = True
-                if v and v not in visits:
-                    visits.add(v)
-                    grew = True
-    return visitors, visits
-
-
-def refresh_day(site_id: int, day: dt.date, pending: Iterable[tuple[int, dt.date]] = ()) -> None:
-    """Recompute one day's presence, span events and facts from raw events, in one transaction."""
-    pending = set(pending)
-    start = dt.datetime.combine(day, dt.time())
-    _begin()
+def refresh_day(
+    site_id: int, day: dt.date, whole: bool = False
+) -> None:
+    """Bring one day's presence, span events and facts up to date, in one transaction: from the
+    rows added since it was built when that is all that changed (delta.py), else from all of
+    the day's events."""
+    start = midnight(day)
+    begin()
+    added = None if whole else delta.added_rows(site_id, day)
     db.session.execute(
         delete(RollupQueue).where(RollupQueue.site_id == site_id, RollupQueue.day == day)
     )
+    if added is not None:
+        try:
+            delta.recount_added(site_id, day, added)
+        except delta.Drifted:
+            log.exception("rollups of site %s on %s drifted; recounting the day", site_id, day)
+            db.session.rollback()
+            return refresh_day(site_id, day, whole=True)
+        db.session.commit()
+        return None
     before = {
         (k, key): spans
         for k, key, spans in db.session.execute(
@@ -307,20 +257,20 @@ def refresh_day(site_id: int, day: dt.date, pending: Iterable[tuple[int, dt.date
         )
         .where(mine.c.site_id == site_id, mine.c.day == day)
     ).all()
-    visitors, visits = _spanning(keys, {(k, key) for k, key, _, _ in elsewhere})
+    visitors, visits = spanning(keys, {(k, key) for k, key, _, _ in elsewhere})
     marked = [("u", u) for u in visitors] + [("v", v) for v in visits]
     if marked:
         _mark_spanning(site_id, day, marked)
 
     # Other days that must be recounted: they hold a visitor or visit that now spans but was
     # counted there as day-local, or one that was kept apart for a link to this day now gone.
-    stale = {_as_date(d) for _, _, d, spans in elsewhere if not spans}
+    stale = {as_date(d) for _, _, d, spans in elsewhere if not spans}
     gone = [key for key, spans in before.items() if key not in set(marked) and spans]
     if gone:
         stale |= _other_days(site_id, day, gone)
+    # (Queued even when this round comes to them later: see delta.recount_added.)
     for other_day in stale - {day}:
-        if (site_id, other_day) not in pending:
-            db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
+        db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
 
     _write_span_events(site_id, day, start)
     _write_facts(site_id, day, start)
@@ -349,7 +299,7 @@ def _other_days(site_id: int, day: dt.date, keys: list[tuple[str, str]]) -> set[
         chosen = [key for k, key in keys if k == kind]
         for at in range(0, len(chosen), 500):
             days |= {
-                _as_date(d)
+                as_date(d)
                 for d in db.session.execute(
                     select(RollupPresence.day).where(
                         RollupPresence.site_id == site_id,
@@ -395,78 +345,33 @@ def _day_literal(day: dt.date):
     return literal(day, Date).label("day")
 
 
-def _local_table(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
-    """The day's day-local events in a temporary table, read by every metric's SQL."""
-    db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
-    columns = ", ".join(SPAN_COLUMNS)
-    spanning = (
+def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
+    """Replace the day's facts with the counts of its day-local events."""
+    db.session.execute(
+        delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
+    )
+    where = "site_id = :site AND occurred_at >= :start AND occurred_at < :end"
+    if db.session.execute(
         select(func.count())
         .select_from(RollupSpanEvent)
         .where(RollupSpanEvent.site_id == site_id, RollupSpanEvent.day == day)
-    )
-    where = "site_id = :site AND occurred_at >= :start AND occurred_at < :end"
-    if db.session.execute(spanning).scalar_one():
+    ).scalar_one():
         where += (
             " AND NOT EXISTS (SELECT 1 FROM rollup_span_events s WHERE s.site_id = e.site_id"
             " AND s.occurred_at = e.occurred_at AND s.id = e.id)"
         )
-    db.session.execute(
-        text(f"CREATE TEMPORARY TABLE {LOCAL} AS SELECT {columns} FROM events e WHERE {where}"),
-        {"site": site_id, "start": _param_time(start), "end": _param_time(start + DAY)},
-    )
-    return sql_table(LOCAL, *(column(c) for c in SPAN_COLUMNS))
-
-
-def _param_time(moment: dt.datetime):
-    """A time parameter for raw SQL, in the form the column holds on each database."""
-    if dialect() == "sqlite":
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
-
-
-FACT_COLUMNS = ("site_id", "metric", "day", "k1", "k2", "k3", "n1", "n2", "n3", "n4", "x")
-
-
-def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
-    db.session.execute(
-        delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
-    )
-    local = _local_table(site_id, day, start)
-    site = _SiteRef(site_id)
-    rows: list[tuple] = []
-    for metric in METRICS.values():
-        scope = DayScope(site, start, start + DAY, metric.grain or "day")  # type: ignore[arg-type]
-        rows.extend(_fact_rows(metric, site_id, day, metric.counts(scope, local)))
+    params = {"site": site_id, "start": param_time(start), "end": param_time(start + DAY)}
+    rows = fact_rows(site_id, day, events_table(LOCAL, where, params))
     rows.append((site_id, BUILT, day, "", "", "", 0, 0, 0, 0, 0.0))
-    _bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
-    db.session.execute(text(f"DROP TABLE IF EXISTS {LOCAL}"))
-
-
-def _fact_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
-    """The metric's rows as rollup_facts tuples (FACT_COLUMNS order); empty counts skipped."""
-    where = stored_columns(metric)
-    at = {name: FACT_COLUMNS.index(slot) for name, slot in where.items()}
-    out = []
-    for record in df.itertuples(index=False):
-        row: list = [site_id, metric.name, day, "", "", "", 0, 0, 0, 0, 0.0]
-        for name, value in zip(df.columns, record, strict=True):
-            slot = where[name]
-            if slot.startswith("k"):
-                row[at[name]] = key_text(value)
-            elif slot == "x":
-                row[at[name]] = float(value or 0.0)
-            else:
-                row[at[name]] = int(value or 0)
-        if metric.keys or any(row[6:]):
-            out.append(tuple(row))
-    return out
+    bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
+    drop(LOCAL)
 
 
 def refresh_month(site_id: int, month: dt.date) -> None:
     """Re-add a month's day rows into its month sums (what long ranges read), in SQL."""
     fact = RollupFact.__table__
     names = [m.name for m in METRICS.values() if "bucket" not in m.keys]
-    _begin()
+    begin()
     db.session.execute(
         delete(fact).where(
             fact.c.site_id == site_id,
@@ -501,7 +406,7 @@ def refresh_totals(site_id: int) -> None:
     """Re-add the month sums of the all-time metrics into one sum over every day."""
     fact = RollupFact.__table__
     names = [m.name for m in METRICS.values() if m.all_time]
-    _begin()
+    begin()
     db.session.execute(
         delete(fact).where(
             fact.c.site_id == site_id, fact.c.metric.in_([total_metric(n) for n in names])
@@ -538,7 +443,7 @@ def queue_rebuild(site_id: int | None = None, since: dt.date | None = None) -> i
         stmt = stmt.where(EVENTS.c.occurred_at >= dt.datetime.combine(since, dt.time()))
         facts = facts.where(RollupFact.day >= since)
     for s, d in [*db.session.execute(stmt), *db.session.execute(facts)]:
-        days.add((s, _as_date(d)))
+        days.add((s, as_date(d)))
     if days:
         db.session.execute(insert(RollupQueue), [{"site_id": s, "day": d} for s, d in days])
     db.session.commit()

@@ -1,0 +1,312 @@
+"""Recount a built day from the rows added since its last refresh, not from all of its rows.
+
+A whole-day recount reads every event of the day, so on a busy day each refresh takes longer and
+the lag of today grows with today (900,000 events: over a minute under load). The insert
+triggers list the rows each statement added (`rollup_queue.added`). When everything queued for a
+built day is such a list, only the visitors and visits those rows touch are recounted:
+
+- the touched keys K: the visitors and visits of the added rows, closed over the day's events
+  (whatever shares an event with them). No visitor or visit links the day's other events to K's,
+  so their counts stand;
+- K's events, split again into span and day-local ones against the other days' presence;
+- facts += counts(K's day-local events now) - counts(K's day-local events before), where
+  "before" is K's events minus the added rows minus those that were span events. Both are the
+  metric SQL itself over a small temporary table. Exact for the reason the day split is: every
+  metric adds up over sets of events that share no visitor and no visit.
+
+Deletions and updates (and statements of more rows than the trigger lists) queue the day without
+a list, and the day is recounted whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    and_,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from ..extensions import db
+from ..models import Event, RollupFact, RollupPresence, RollupQueue, RollupSpanEvent
+from ..stats.base import visit
+from .read import BUILT, SPAN_COLUMNS
+from .store import (
+    DAY,
+    FACT_COLUMNS,
+    MEASURES,
+    as_date,
+    bulk_insert,
+    drop,
+    events_table,
+    fact_rows,
+    midnight,
+    param_time,
+    spanning,
+)
+
+ADDED_LIMIT = 5000  # rows per statement the PostgreSQL trigger lists (migration 0003)
+WHOLE_ABOVE = 100_000  # added rows beyond which recounting the whole day is the cheaper way
+
+EVENTS = Event.__table__
+PRESENCE = RollupPresence.__table__
+SPAN = RollupSpanEvent.__table__
+_tables = MetaData()
+ADDED = Table(
+    "rollup_added", _tables,
+    Column("occurred_at", DateTime), Column("id", Uuid),
+    prefixes=["TEMPORARY"],
+)  # fmt: skip
+KEYS = Table(
+    "rollup_touched", _tables,
+    Column("kind", String(1)), Column("key", String(64)), Column("spans", String(1)),
+    prefixes=["TEMPORARY"],
+)  # fmt: skip
+NOW, BEFORE = "rollup_local_now", "rollup_local_before"
+
+Key = tuple[str, str]  # ('u', visitor) or ('v', visit)
+
+
+class Drifted(Exception):
+    """The stored counts and the recount disagree (a count would go below zero): the day must be
+    recounted whole. Never expected; a guard, not a path."""
+
+
+def recounts_whole(site_id: int, day: dt.date) -> bool:
+    """Whether the day's queued changes need a whole recount (not only added rows listed)."""
+    listed = db.session.execute(
+        select(RollupQueue.added.is_(None)).where(
+            RollupQueue.site_id == site_id, RollupQueue.day == day
+        )
+    ).scalars().all()
+    return not listed or any(listed) or not _built(site_id, day)
+
+
+def _built(site_id: int, day: dt.date) -> bool:
+    return db.session.execute(
+        select(RollupFact.id)
+        .where(RollupFact.site_id == site_id, RollupFact.metric == BUILT, RollupFact.day == day)
+        .limit(1)
+    ).first() is not None
+
+
+def added_rows(site_id: int, day: dt.date) -> list[tuple[dt.datetime, uuid.UUID]] | None:
+    """The rows queued as added to a built day, or None when it must be recounted whole."""
+    lists = db.session.execute(
+        select(RollupQueue.added).where(RollupQueue.site_id == site_id, RollupQueue.day == day)
+    ).scalars().all()
+    if not lists or any(a is None for a in lists) or not _built(site_id, day):
+        return None
+    if sum(len(a) for a in lists) > WHOLE_ABOVE:
+        return None
+    rows = {(dt.datetime.fromisoformat(str(t)), uuid.UUID(str(i))) for a in lists for t, i in a}
+    return sorted(rows)
+
+
+def recount_added(
+    site_id: int,
+    day: dt.date,
+    added: list[tuple[dt.datetime, uuid.UUID]],
+) -> None:
+    """Update a built day's presence, span events and facts for the rows `added`, in the
+    caller's transaction (which deletes the queue rows that listed them)."""
+    connection = db.session.connection()
+    drop(ADDED.name, KEYS.name)
+    ADDED.create(connection)
+    KEYS.create(connection)
+    bulk_insert(ADDED, ("occurred_at", "id"), added)
+
+    touched, pairs = _touched(site_id, day)
+    rows = db.session.execute(
+        select(PRESENCE.c.kind, PRESENCE.c.key, PRESENCE.c.day, PRESENCE.c.spans)
+        .join(KEYS, and_(KEYS.c.kind == PRESENCE.c.kind, KEYS.c.key == PRESENCE.c.key))
+        .where(PRESENCE.c.site_id == site_id)
+    ).all()
+    present = {(k, key): spans for k, key, d, spans in rows if as_date(d) == day}
+    elsewhere = [(k, key, as_date(d), was) for k, key, d, was in rows if as_date(d) != day]
+    visitors, visits = spanning(pairs, {(k, key) for k, key, _, _ in elsewhere})
+    spans = {("u", u) for u in visitors} | {("v", v) for v in visits}
+    db.session.execute(delete(KEYS))
+    bulk_insert(
+        KEYS, ("kind", "key", "spans"),
+        [(k, key, "y" if (k, key) in spans else "n") for k, key in touched],
+    )  # fmt: skip
+
+    _update_facts(site_id, day)  # before the span events change: "before" reads the old ones
+    _update_span_events(site_id, day)
+    _update_presence(site_id, day, touched, present, spans)
+    # Days holding a key that now spans but was counted there as day-local are recounted whole
+    # (queued even when this round will come to them: a queued list of added rows alone would
+    # only recount the keys those rows touch).
+    for other_day in {d for k, key, d, was in elsewhere if (k, key) in spans and not was}:
+        db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
+    drop(ADDED.name, KEYS.name, NOW, BEFORE)
+
+
+def _keys_of(pairs) -> set[Key]:
+    return {("u", u) for u, _ in pairs if u} | {("v", v) for _, v in pairs if v}
+
+
+def _touched(site_id: int, day: dt.date) -> tuple[set[Key], list]:
+    """The added rows' visitors and visits closed over the day's events (written to KEYS), and
+    the (visitor, visit) of every event they hold."""
+    ev = EVENTS
+    pairs = db.session.execute(
+        select(ev.c.visitor_id, visit(ev)).join(
+            ADDED,
+            and_(
+                ev.c.site_id == site_id,
+                ev.c.occurred_at == ADDED.c.occurred_at,
+                ev.c.id == ADDED.c.id,
+            ),
+        )
+    ).all()
+    keys, written = _keys_of(pairs), set()
+    start = midnight(day)
+    while keys - written:
+        bulk_insert(KEYS, ("kind", "key", "spans"), [(k, key, "n") for k, key in keys - written])
+        written |= keys
+        pairs = db.session.execute(
+            select(ev.c.visitor_id, visit(ev)).where(
+                ev.c.site_id == site_id,
+                ev.c.occurred_at >= start,
+                ev.c.occurred_at < start + DAY,
+                _touches(ev),
+            )
+        ).all()
+        keys = _keys_of(pairs)
+    return written, pairs
+
+
+def _touches(ev, spans: bool = False):
+    """Whether an event's visitor or visit is one of KEYS (of those that span, with `spans`)."""
+
+    def listed(kind: str):
+        where = [KEYS.c.kind == kind] + ([KEYS.c.spans == "y"] if spans else [])
+        return select(KEYS.c.key).where(*where)
+
+    return or_(ev.c.visitor_id.in_(listed("u")), visit(ev).in_(listed("v")))
+
+
+# The same tests as `_touches`, in the SQL text the temporary tables are made with (`e`: events).
+_IN_KEYS = (
+    "(coalesce(e.visitor_id IN (SELECT key FROM rollup_touched WHERE kind = 'u'{0}), false)"
+    " OR coalesce(coalesce(e.session_id, e.visitor_id) IN"
+    " (SELECT key FROM rollup_touched WHERE kind = 'v'{0}), false))"
+)
+TOUCHED, SPANNING = _IN_KEYS.format(""), _IN_KEYS.format(" AND spans = 'y'")
+ADDED_ROW = (
+    "EXISTS (SELECT 1 FROM rollup_added a WHERE a.occurred_at = e.occurred_at AND a.id = e.id)"
+)
+WAS_SPAN = (
+    "EXISTS (SELECT 1 FROM rollup_span_events s WHERE s.site_id = e.site_id"
+    " AND s.occurred_at = e.occurred_at AND s.id = e.id)"
+)
+KEYLESS = "(e.visitor_id IS NULL AND e.session_id IS NULL)"
+
+
+def _update_facts(site_id: int, day: dt.date) -> None:
+    """facts += counts(touched day-local events now) - counts(the same before the added rows)."""
+    start = midnight(day)
+    params = {"site": site_id, "start": param_time(start), "end": param_time(start + DAY)}
+    of_day = "e.site_id = :site AND e.occurred_at >= :start AND e.occurred_at < :end"
+    # An event with neither visitor nor visit links to nothing: it is day-local on its own.
+    now = events_table(
+        NOW, f"{of_day} AND (({TOUCHED} AND NOT {SPANNING}) OR ({KEYLESS} AND {ADDED_ROW}))",
+        params,
+    )  # fmt: skip
+    before = events_table(
+        BEFORE, f"{of_day} AND {TOUCHED} AND NOT {ADDED_ROW} AND NOT {WAS_SPAN}", params
+    )
+    change: dict[tuple, list] = {}
+    for sign, rows in ((1, fact_rows(site_id, day, now)), (-1, fact_rows(site_id, day, before))):
+        for row in rows:
+            sums = change.setdefault((row[1], *row[3:6]), [0, 0, 0, 0, 0.0])
+            for i, value in enumerate(row[MEASURES]):
+                sums[i] += sign * value
+    change = {key: sums for key, sums in change.items() if any(sums)}
+    if not change:
+        return
+    fact = RollupFact.__table__
+    stored = {
+        (m, k1, k2, k3): (id_, [n1, n2, n3, n4, x])
+        for id_, m, k1, k2, k3, n1, n2, n3, n4, x in db.session.execute(
+            select(
+                fact.c.id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3,
+                fact.c.n1, fact.c.n2, fact.c.n3, fact.c.n4, fact.c.x,
+            ).where(
+                fact.c.site_id == site_id,
+                fact.c.day == day,
+                fact.c.metric.in_(sorted({key[0] for key in change})),
+            )
+        )
+    }  # fmt: skip
+    replaced, rows = [], []
+    for key, sums in change.items():
+        id_, values = stored.get(key, (None, [0, 0, 0, 0, 0.0]))
+        values = [a + b for a, b in zip(values, sums, strict=True)]
+        values[4] = round(values[4], 6)
+        if min(values) < 0:
+            raise Drifted(f"{key} of site {site_id} on {day} would be {values}")
+        if id_ is not None:
+            replaced.append(id_)
+        if any(values):
+            rows.append((site_id, key[0], day, *key[1:], *values))
+    for at in range(0, len(replaced), 500):
+        db.session.execute(delete(fact).where(fact.c.id.in_(replaced[at : at + 500])))
+    bulk_insert(fact, FACT_COLUMNS, rows)
+
+
+def _update_span_events(site_id: int, day: dt.date) -> None:
+    """Replace the touched events' copies among the day's span events."""
+    db.session.execute(
+        delete(SPAN).where(SPAN.c.site_id == site_id, SPAN.c.day == day, _touches(SPAN))
+    )
+    start = midnight(day)
+    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), _day(day)).where(
+        EVENTS.c.site_id == site_id,
+        EVENTS.c.occurred_at >= start,
+        EVENTS.c.occurred_at < start + DAY,
+        _touches(EVENTS, spans=True),
+    )
+    db.session.execute(insert(SPAN).from_select([*SPAN_COLUMNS, "day"], chosen))
+
+
+def _day(day: dt.date):
+    return literal(day, Date).label("day")
+
+
+def _update_presence(
+    site_id: int, day: dt.date, touched: set[Key], present: dict[Key, bool], spans: set[Key]
+) -> None:
+    """Add the day's new visitors and visits; flag exactly the touched ones that span."""
+    new = [(site_id, *key, day, key in spans) for key in touched if key not in present]
+    bulk_insert(PRESENCE, ("site_id", "kind", "key", "day", "spans"), new)
+    for value in (True, False):
+        flip = [key for key, was in present.items() if was != value and (key in spans) == value]
+        for kind in ("u", "v"):
+            chosen = [key for k, key in flip if k == kind]
+            for at in range(0, len(chosen), 500):
+                db.session.execute(
+                    update(RollupPresence)
+                    .where(
+                        RollupPresence.site_id == site_id,
+                        RollupPresence.day == day,
+                        RollupPresence.kind == kind,
+                        RollupPresence.key.in_(chosen[at : at + 500]),
+                    )
+                    .values(spans=value)
+                )

@@ -1,0 +1,143 @@
+"""What the full and the partial recount of a day share: its transaction, the metric SQL run
+over a temporary table of events, fact rows, and bulk writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import FromClause, column, text
+from sqlalchemy import table as sql_table
+
+from ..extensions import db
+from ..stats.base import METRICS, Metric
+from ..stats.dialect import dialect
+from .read import SPAN_COLUMNS, key_text, stored_columns
+
+DAY = dt.timedelta(days=1)
+FACT_COLUMNS = ("site_id", "metric", "day", "k1", "k2", "k3", "n1", "n2", "n3", "n4", "x")
+MEASURES = slice(6, 11)  # n1..n4 and x in a FACT_COLUMNS tuple
+
+
+@dataclass(frozen=True)
+class _SiteRef:
+    id: int
+
+
+@dataclass(frozen=True)
+class DayScope:
+    """One UTC day of one site, as the metric SQL expects its filters."""
+
+    site: _SiteRef
+    start: dt.datetime
+    end: dt.datetime
+    bucket: str = "day"
+
+    def previous(self) -> DayScope:  # part of the Scope protocol; never used for a day
+        return DayScope(self.site, self.start - DAY, self.start, self.bucket)
+
+
+def as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def begin() -> None:
+    """Start a day's transaction; on PostgreSQL one snapshot for all its statements."""
+    db.session.rollback()
+    if dialect() == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def param_time(moment: dt.datetime):
+    """A time parameter for raw SQL, in the form the column holds on each database."""
+    if dialect() == "sqlite":
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL (a day's facts are
+    thousands of rows), executemany on SQLite."""
+    if not rows:
+        return
+    if dialect() != "postgresql":
+        db.session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def events_table(name: str, where: str, params: dict) -> FromClause:
+    """A temporary table of the `events` rows that match `where` (SQL over `events e`)."""
+    db.session.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    columns = ", ".join(SPAN_COLUMNS)
+    db.session.execute(
+        text(f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events e WHERE {where}"),
+        params,
+    )
+    return sql_table(name, *(column(c) for c in SPAN_COLUMNS))
+
+
+def drop(*names: str) -> None:
+    for name in names:
+        db.session.execute(text(f"DROP TABLE IF EXISTS {name}"))
+
+
+def spanning(keys: list[tuple[str | None, str | None]], seen_elsewhere: set[tuple[str, str]]):
+    """Visitors and visits to keep apart: those seen on other days, and, closed over the day's
+    events, whatever shares an event with them."""
+    visitors = {key for kind, key in seen_elsewhere if kind == "u"}
+    visits = {key for kind, key in seen_elsewhere if kind == "v"}
+    grew = bool(visitors or visits)
+    while grew:
+        grew = False
+        for u, v in keys:
+            if (u and u in visitors) or (v and v in visits):
+                if u and u not in visitors:
+                    visitors.add(u)
+                    grew = True
+                if v and v not in visits:
+                    visits.add(v)
+                    grew = True
+    return visitors, visits
+
+
+def fact_rows(site_id: int, day: dt.date, events: FromClause) -> list[tuple]:
+    """Every metric's counts over `events` (one day's), as rollup_facts tuples."""
+    start = midnight(day)
+    site = _SiteRef(site_id)
+    rows: list[tuple] = []
+    for metric in METRICS.values():
+        scope = DayScope(site, start, start + DAY, metric.grain or "day")
+        rows.extend(_metric_rows(metric, site_id, day, metric.counts(scope, events)))
+    return rows
+
+
+def _metric_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
+    """A metric's rows as rollup_facts tuples (FACT_COLUMNS order). A row whose measures are all
+    zero is not stored: adding it changes no sum (a partial recount removes such rows too)."""
+    where = stored_columns(metric)
+    at = {name: FACT_COLUMNS.index(slot) for name, slot in where.items()}
+    out = []
+    for record in df.itertuples(index=False):
+        row: list = [site_id, metric.name, day, "", "", "", 0, 0, 0, 0, 0.0]
+        for name, value in zip(df.columns, record, strict=True):
+            slot = where[name]
+            if slot.startswith("k"):
+                row[at[name]] = key_text(value)
+            elif slot == "x":
+                row[at[name]] = float(value or 0.0)
+            else:
+                row[at[name]] = int(value or 0)
+        if any(row[MEASURES]):
+            out.append(tuple(row))
+    return out
