@@ -30,6 +30,7 @@ class Loaded:
 
     app: Flask
     url: str
+    site_id: int
     public_id: str
     load_rates: list[float]
     bare_rates: list[float]
@@ -91,7 +92,7 @@ def load(
     del blocks
     for n, (site_id, _) in enumerate(others):
         demo_copy.load(libpq_url(url), site_id, 90, max(events // 100, 1000), seed=100 + n, now=now)
-    return Loaded(app, url, public_id, load_rates, bare_rates)
+    return Loaded(app, url, main_id, public_id, load_rates, bare_rates)
 
 
 def settle(app: Flask) -> float:
@@ -113,3 +114,50 @@ def settle(app: Flask) -> float:
         db.session.remove()
         db.engine.dispose()
     return seconds
+
+
+@dataclass
+class RefreshCost:
+    """What one refresh round costs once today is built and `added` new events arrive."""
+
+    day_events: int  # events of today before
+    added: int
+    partial: float  # seconds: recounting what the added rows touch (the refresher's usual work)
+    whole: float  # seconds: recounting all of today (what it did before delta.py)
+
+
+def refresh_cost(app: Flask, site_id: int, added: int = 1000) -> RefreshCost:
+    """Time a refresh round after `added` new tracker events today, both ways: first from the
+    rows added, then (after as many more) with today queued for a whole recount."""
+    from analytics.ingest.writer import event_row, store_events
+    from analytics.models import Event, RollupQueue
+    from analytics.rollups.refresh import refresh
+
+    def batch(part: int) -> list[dict]:
+        now = utcnow()
+        return [
+            event_row(site_id=site_id, occurred_at=now - dt.timedelta(milliseconds=i),
+                      name="pageview", source="tracker", path=f"/bench/{i % 40}",
+                      session_id=f"bench-{part}-s{i // 4}", visitor_id=f"bench-{part}-v{i // 8}")
+            for i in range(added)
+        ]  # fmt: skip
+
+    with app.app_context():
+        today = utcnow().date()
+        day_events = db.session.query(Event).filter(
+            Event.site_id == site_id, Event.occurred_at >= dt.datetime.combine(today, dt.time())
+        ).count()
+        refresh()  # nothing left from the load
+        store_events(batch(1))
+        started = time.perf_counter()
+        refresh()
+        partial = time.perf_counter() - started
+        store_events(batch(2))
+        db.session.add(RollupQueue(site_id=site_id, day=today))  # no list: the whole day
+        db.session.commit()
+        started = time.perf_counter()
+        refresh()
+        whole = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()
+    return RefreshCost(day_events, added, partial, whole)
