@@ -118,6 +118,9 @@ def wrk(
             "local n = 0",
             "function request()",
             "  n = n + 1",
+            # a visitor of its own per request, as many clients behind one reverse proxy
+            "  wrk.headers['X-Forwarded-For'] = '10.' .. tid .. '.' .. math.floor(n / 256) % 256"
+            " .. '.' .. n % 256",
             "  local body = wrk.body:gsub('SEQ', tid .. '-' .. n)",
             "  return wrk.format(nil, nil, nil, body)",
             "end",
@@ -220,7 +223,7 @@ def cases(public_id: str) -> list[Case]:
         "name": "pageview",
         "url": "https://bench.example/a?utm_source=x",
         "referrer": "https://ref.example/",
-        "session": "bench-session",
+        "session": "bench-SEQ",  # a visit per request (and a visitor: see `wrk`)
         "screen": 1280,
     }
     single, batch = json.dumps(event), json.dumps([event] * BATCH)
@@ -286,6 +289,7 @@ def measure(
     # The refresher runs as under `make run` (every 10 s by default): it is on the measured path.
     for name in ("ROLLUPS", "ROLLUP_INTERVAL", "INGEST_GROUP_COMMIT", "LEGACY_SITE"):
         env.pop(name, None)
+    env["PROXY_COUNT"] = "1"  # as behind a reverse proxy: visitors differ by X-Forwarded-For
     public_id, site_id = _setup(url, env)
     todo = cases(public_id)
 

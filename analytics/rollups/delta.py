@@ -33,6 +33,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     delete,
+    func,
     insert,
     literal,
     or_,
@@ -60,6 +61,7 @@ from .store import (
 
 ADDED_LIMIT = 5000  # rows per statement the PostgreSQL trigger lists (migration 0003)
 WHOLE_ABOVE = 100_000  # added rows beyond which recounting the whole day is the cheaper way
+SMALL_DAY = 1000  # touched events below which the partial recount is used whatever the day's size
 
 EVENTS = Event.__table__
 PRESENCE = RollupPresence.__table__
@@ -80,9 +82,10 @@ NOW, BEFORE = "rollup_local_now", "rollup_local_before"
 Key = tuple[str, str]  # ('u', visitor) or ('v', visit)
 
 
-class Drifted(Exception):
-    """The stored counts and the recount disagree (a count would go below zero): the day must be
-    recounted whole. Never expected; a guard, not a path."""
+class RecountWhole(Exception):
+    """Recount the day whole instead: the touched events are most of the day (one visitor or
+    visit that runs through all of it), so the partial recount would read it twice; or the
+    stored counts and the recount disagree (a count would go below zero: never expected)."""
 
 
 def recounts_whole(site_id: int, day: dt.date) -> bool:
@@ -130,6 +133,8 @@ def recount_added(
     bulk_insert(ADDED, ("occurred_at", "id"), added)
 
     touched, pairs = _touched(site_id, day)
+    if len(pairs) > max(_day_events(site_id, day) / 2, SMALL_DAY):
+        raise RecountWhole(f"{len(pairs)} touched events")
     rows = db.session.execute(
         select(PRESENCE.c.kind, PRESENCE.c.key, PRESENCE.c.day, PRESENCE.c.spans)
         .join(KEYS, and_(KEYS.c.kind == PRESENCE.c.kind, KEYS.c.key == PRESENCE.c.key))
@@ -154,6 +159,20 @@ def recount_added(
     for other_day in {d for k, key, d, was in elsewhere if (k, key) in spans and not was}:
         db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
     drop(ADDED.name, KEYS.name, NOW, BEFORE)
+
+
+def _day_events(site_id: int, day: dt.date) -> int:
+    """How many events the day held at its last refresh: its day-local count plus its span
+    events."""
+    local = db.session.execute(
+        select(RollupFact.n1).where(
+            RollupFact.site_id == site_id, RollupFact.metric == "events", RollupFact.day == day
+        )
+    ).scalar()
+    span = db.session.execute(
+        select(func.count()).where(SPAN.c.site_id == site_id, SPAN.c.day == day)
+    ).scalar_one()
+    return (local or 0) + span
 
 
 def _keys_of(pairs) -> set[Key]:
@@ -260,7 +279,7 @@ def _update_facts(site_id: int, day: dt.date) -> None:
         values = [a + b for a, b in zip(values, sums, strict=True)]
         values[4] = round(values[4], 6)
         if min(values) < 0:
-            raise Drifted(f"{key} of site {site_id} on {day} would be {values}")
+            raise RecountWhole(f"{key} of site {site_id} on {day} would be {values}")
         if id_ is not None:
             replaced.append(id_)
         if any(values):

@@ -225,8 +225,8 @@ def refresh_day(
     if added is not None:
         try:
             delta.recount_added(site_id, day, added)
-        except delta.Drifted:
-            log.exception("rollups of site %s on %s drifted; recounting the day", site_id, day)
+        except delta.RecountWhole as why:
+            log.info("rollups of site %s on %s: recounting the whole day (%s)", site_id, day, why)
             db.session.rollback()
             return refresh_day(site_id, day, whole=True)
         db.session.commit()
