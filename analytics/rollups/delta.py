@@ -60,7 +60,6 @@ from .store import (
 )
 
 ADDED_LIMIT = 5000  # rows per statement the PostgreSQL trigger lists (migration 0003)
-WHOLE_ABOVE = 100_000  # added rows beyond which recounting the whole day is the cheaper way
 SMALL_DAY = 1000  # touched events below which the partial recount is used whatever the day's size
 
 EVENTS = Event.__table__
@@ -113,8 +112,8 @@ def added_rows(site_id: int, day: dt.date) -> list[tuple[dt.datetime, uuid.UUID]
     ).scalars().all()
     if not lists or any(a is None for a in lists) or not _built(site_id, day):
         return None
-    if sum(len(a) for a in lists) > WHOLE_ABOVE:
-        return None
+    if sum(len(a) for a in lists) > max(_day_events(site_id, day) / 2, SMALL_DAY):
+        return None  # as many added as there were: recounting the whole day reads less
     rows = {(dt.datetime.fromisoformat(str(t)), uuid.UUID(str(i))) for a in lists for t, i in a}
     return sorted(rows)
 
