@@ -38,12 +38,14 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 
 from ..extensions import db
 from ..models import Event, RollupFact, RollupPresence, RollupQueue, RollupSpanEvent
 from ..stats.base import visit
+from ..stats.dialect import dialect
 from .read import BUILT, SPAN_COLUMNS
 from .store import (
     DAY,
@@ -68,12 +70,13 @@ SPAN = RollupSpanEvent.__table__
 _tables = MetaData()
 ADDED = Table(
     "rollup_added", _tables,
-    Column("occurred_at", DateTime), Column("id", Uuid),
+    Column("occurred_at", DateTime, primary_key=True), Column("id", Uuid, primary_key=True),
     prefixes=["TEMPORARY"],
 )  # fmt: skip
 KEYS = Table(
     "rollup_touched", _tables,
-    Column("kind", String(1)), Column("key", String(64)), Column("spans", String(1)),
+    Column("kind", String(1), primary_key=True), Column("key", String(64), primary_key=True),
+    Column("spans", String(1)),
     prefixes=["TEMPORARY"],
 )  # fmt: skip
 NOW, BEFORE = "rollup_local_now", "rollup_local_before"
@@ -130,6 +133,7 @@ def recount_added(
     ADDED.create(connection)
     KEYS.create(connection)
     bulk_insert(ADDED, ("occurred_at", "id"), added)
+    _analyze(ADDED.name)
 
     touched, pairs = _touched(site_id, day)
     if len(pairs) > max(_day_events(site_id, day) / 2, SMALL_DAY):
@@ -148,6 +152,7 @@ def recount_added(
         KEYS, ("kind", "key", "spans"),
         [(k, key, "y" if (k, key) in spans else "n") for k, key in touched],
     )  # fmt: skip
+    _analyze(KEYS.name)
 
     _update_facts(site_id, day)  # before the span events change: "before" reads the old ones
     _update_span_events(site_id, day)
@@ -158,6 +163,13 @@ def recount_added(
     for other_day in {d for k, key, d, was in elsewhere if (k, key) in spans and not was}:
         db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
     drop(ADDED.name, KEYS.name, NOW, BEFORE)
+
+
+def _analyze(name: str) -> None:
+    """Fresh statistics for a filled temporary table (autovacuum never sees them): without,
+    PostgreSQL guessed its size and checked 100,000 added rows against a day row by row."""
+    if dialect() == "postgresql":
+        db.session.execute(text(f"ANALYZE {name}"))
 
 
 def _day_events(site_id: int, day: dt.date) -> int:
