@@ -377,6 +377,15 @@ def test_each_process_refreshes_in_the_background(app, client, site):
     assert not any(t.name == "rollup-refresher" for t in threading.enumerate())
 
 
+def test_a_process_that_ends_frees_the_lease(app, site):
+    """A stopped worker hands the lease on at once, not after it expires."""
+    assert rollups.acquire_lease()
+    assert not rollups.acquire_lease("another-node")
+    background.release_on_exit(app)
+    assert rollups.acquire_lease("another-node")
+    rollups.release_lease("another-node")
+
+
 def test_whole_months_read_their_month_sums(app, site):
     """A range holding a whole month adds that month's sums, not its 31 days; same answers."""
     march = dt.datetime(2026, 3, 1)

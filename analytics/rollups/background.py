@@ -6,6 +6,7 @@ Every process tries every ROLLUP_INTERVAL seconds; the lease lets one of them wo
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 
@@ -39,6 +40,7 @@ def init_app(app: Flask) -> None:
                     daemon=True,
                 )
                 thread.start()
+                atexit.register(release_on_exit, app)
 
 
 def stop(app: Flask) -> None:
@@ -49,6 +51,21 @@ def stop(app: Flask) -> None:
     for thread in threading.enumerate():
         if thread.name == "rollup-refresher":
             thread.join(timeout=10)
+
+
+def release_on_exit(app: Flask) -> None:
+    """Free the lease if this process holds it, as the process ends (gunicorn runs this in a
+    worker it stops or restarts): a refresh cut short rolls back whole and stays queued, and the
+    next process need not wait for the lease to expire (5 minutes without rollups, at every
+    deploy)."""
+    from .refresh import release_lease
+
+    try:
+        with app.app_context():
+            release_lease(refreshed=False)
+            db.session.remove()
+    except Exception:  # the database may be gone too; the lease then simply expires
+        log.warning("could not free the rollup lease at exit", exc_info=True)
 
 
 def _run(app: Flask, interval: float, stop_event: threading.Event) -> None:
