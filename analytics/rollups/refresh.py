@@ -180,14 +180,24 @@ def _requeue(pairs: list[tuple[int, dt.date]]) -> None:
 
 
 def _day_keys(site_id: int, start: dt.datetime) -> list[tuple[str | None, str | None]]:
-    """(visitor, visit) of every event of the day."""
-    return db.session.execute(
-        select(EVENTS.c.visitor_id, visit(EVENTS)).where(
+    """The distinct (visitor, visit) pairs of the day's events.
+
+    Fetched in parts: the refresher shares its process with request threads, and converting a
+    million rows in one call holds the GIL for seconds (ingest p99 rose to 800 ms)."""
+    stmt = (
+        select(EVENTS.c.visitor_id, visit(EVENTS))
+        .where(
             EVENTS.c.site_id == site_id,
             EVENTS.c.occurred_at >= start,
             EVENTS.c.occurred_at < start + DAY,
         )
-    ).all()
+        .distinct()
+        .execution_options(yield_per=10_000)
+    )
+    keys: list[tuple[str | None, str | None]] = []
+    for part in db.session.execute(stmt).partitions():
+        keys.extend(part)
+    return keys
 
 
 def _write_presence(site_id: int, day: dt.date, keys: list[tuple[str | None, str | None]]) -> None:
