@@ -108,11 +108,11 @@ def _built(site_id: int, day: dt.date) -> bool:
     ).first() is not None
 
 
-def added_rows(site_id: int, day: dt.date) -> list[tuple[dt.datetime, uuid.UUID]] | None:
-    """The rows queued as added to a built day, or None when it must be recounted whole."""
-    lists = db.session.execute(
-        select(RollupQueue.added).where(RollupQueue.site_id == site_id, RollupQueue.day == day)
-    ).scalars().all()
+def added_rows(
+    site_id: int, day: dt.date, lists: list[list | None]
+) -> list[tuple[dt.datetime, uuid.UUID]] | None:
+    """The rows a built day's queue rows (their `added` lists) say were added, or None when
+    the day must be recounted whole."""
     if not lists or any(a is None for a in lists) or not _built(site_id, day):
         return None
     if sum(len(a) for a in lists) > max(_day_events(site_id, day) / 2, SMALL_DAY):
