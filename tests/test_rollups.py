@@ -309,6 +309,25 @@ def test_a_visit_across_midnight_counts_once(app, site):
     assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=2), "day")
 
 
+def test_a_visit_cut_back_to_one_day_is_counted_there_again(app, site):
+    """Deleting the after-midnight part of a visit makes the other day's events day-local."""
+    rows = [
+        event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(hours=23, minutes=50),
+                  name="pageview", source="tracker", path="/", session_id="s", visitor_id="v"),
+        event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=1, minutes=5),
+                  name="pageview", source="tracker", path="/b", session_id="s", visitor_id="v"),
+    ]  # fmt: skip
+    store_events(rows)
+    rollups.refresh()
+    assert count(RollupSpanEvent) == 2
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM events WHERE path = '/b'"))
+    rollups.refresh()
+    assert count(RollupQueue) == 0
+    assert count(RollupSpanEvent) == 0
+    assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=2), "day")
+
+
 def test_reads_need_no_refresh_and_deletions_are_recounted(app, site):
     """Unbuilt days are read raw; a deleted event's day is queued and recomputed."""
     store_events(

@@ -216,8 +216,26 @@ def _presence_only(site_id: int, day: dt.date) -> None:
     (A day recounted from its added rows updates its presence itself.)"""
     begin()
     if delta.recounts_whole(site_id, day):
-        _write_presence(site_id, day, _day_keys(site_id, midnight(day)))
+        _add_presence(site_id, day, _day_keys(site_id, midnight(day)))
     db.session.commit()
+
+
+def _add_presence(site_id: int, day: dt.date, keys: list[tuple[str | None, str | None]]) -> None:
+    """Add the day's new visitors and visits, keeping the rows and flags already there: the
+    second pass compares the flags before and after (a key that spanned and no longer does
+    sends the other days it is on back to the queue), and rewrites the rest."""
+    present = set(
+        db.session.execute(
+            select(RollupPresence.kind, RollupPresence.key).where(
+                RollupPresence.site_id == site_id, RollupPresence.day == day
+            )
+        ).all()
+    )
+    rows = {("u", u) for u, _ in keys if u} | {("v", v) for _, v in keys if v}
+    bulk_insert(
+        PRESENCE, ("site_id", "kind", "key", "day", "spans"),
+        [(site_id, kind, key, day, False) for kind, key in rows - present],
+    )  # fmt: skip
 
 
 def refresh_day(
