@@ -2,8 +2,9 @@
 
 Every change to `events` (ingest, imports, deletions, late events with an old time) queues its
 (site, day) in the same transaction, so a committed event is always either rolled up or queued.
-`refresh` recomputes each queued day from raw events, in one transaction that also deletes the
-queue rows it saw: a row queued by a transaction that commits later stays for the next round.
+`refresh` brings each queued day up to date in one transaction that also deletes the queue rows
+it saw (a row queued by a transaction that commits later stays for the next round): from the
+rows added since, when that is all that changed (delta.py), else from all the day's events.
 
 Only the holder of the lease refreshes, so several processes or nodes never work at once; and a
 day's recomputation replaces that day's rows, so doing it twice cannot double-count.
