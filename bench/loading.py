@@ -129,6 +129,8 @@ class RefreshCost:
 def refresh_cost(app: Flask, site_id: int, added: int = 1000) -> RefreshCost:
     """Time a refresh round after `added` new tracker events today, both ways: first from the
     rows added, then (after as many more) with today queued for a whole recount."""
+    from sqlalchemy import insert
+
     from analytics.ingest.writer import event_row, store_events
     from analytics.models import Event, RollupQueue
     from analytics.rollups.refresh import refresh
@@ -153,7 +155,7 @@ def refresh_cost(app: Flask, site_id: int, added: int = 1000) -> RefreshCost:
         refresh()
         partial = time.perf_counter() - started
         store_events(batch(2))
-        db.session.add(RollupQueue(site_id=site_id, day=today))  # no list: the whole day
+        db.session.execute(insert(RollupQueue).values(site_id=site_id, day=today))  # no list
         db.session.commit()
         started = time.perf_counter()
         refresh()
