@@ -291,13 +291,7 @@ def test_a_deletion_or_a_big_statement_recounts_the_whole_day(app, site):
 
 def test_a_visit_across_midnight_counts_once(app, site):
     """The case the span events exist for: one visit, one visitor, two days."""
-    rows = [
-        event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(hours=23, minutes=50),
-                  name="pageview", source="tracker", path="/", session_id="s", visitor_id="v"),
-        event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=1, minutes=5),
-                  name="pageview", source="tracker", path="/b", session_id="s", visitor_id="v"),
-    ]  # fmt: skip
-    store_events(rows)
+    store_events(_midnight_visit(site))
     rollups.refresh()
     assert count(RollupQueue) == 0
     assert count(RollupSpanEvent) == 2
@@ -309,15 +303,19 @@ def test_a_visit_across_midnight_counts_once(app, site):
     assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=2), "day")
 
 
-def test_a_visit_cut_back_to_one_day_is_counted_there_again(app, site):
-    """Deleting the after-midnight part of a visit makes the other day's events day-local."""
-    rows = [
+def _midnight_visit(site) -> list[dict]:
+    """One visit of one visitor: a page view at 23:50 on DAY0, another at 00:05 the next day."""
+    return [
         event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(hours=23, minutes=50),
                   name="pageview", source="tracker", path="/", session_id="s", visitor_id="v"),
         event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(days=1, minutes=5),
                   name="pageview", source="tracker", path="/b", session_id="s", visitor_id="v"),
     ]  # fmt: skip
-    store_events(rows)
+
+
+def test_a_visit_cut_back_to_one_day_is_counted_there_again(app, site):
+    """Deleting the after-midnight part of a visit makes the other day's events day-local."""
+    store_events(_midnight_visit(site))
     rollups.refresh()
     assert count(RollupSpanEvent) == 2
     with db.engine.begin() as conn:

@@ -25,7 +25,6 @@ import uuid
 
 from sqlalchemy import (
     Column,
-    Date,
     DateTime,
     MetaData,
     String,
@@ -35,11 +34,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
-    update,
 )
 
 from ..extensions import db
@@ -53,11 +50,13 @@ from .store import (
     MEASURES,
     as_date,
     bulk_insert,
+    day_literal,
     drop,
     events_table,
     fact_rows,
     midnight,
     param_time,
+    set_spans,
     spanning,
 )
 
@@ -306,17 +305,13 @@ def _update_span_events(site_id: int, day: dt.date) -> None:
         delete(SPAN).where(SPAN.c.site_id == site_id, SPAN.c.day == day, _touches(SPAN))
     )
     start = midnight(day)
-    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), _day(day)).where(
+    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), day_literal(day)).where(
         EVENTS.c.site_id == site_id,
         EVENTS.c.occurred_at >= start,
         EVENTS.c.occurred_at < start + DAY,
         _touches(EVENTS, spans=True),
     )
     db.session.execute(insert(SPAN).from_select([*SPAN_COLUMNS, "day"], chosen))
-
-
-def _day(day: dt.date):
-    return literal(day, Date).label("day")
 
 
 def _update_presence(
@@ -327,16 +322,4 @@ def _update_presence(
     bulk_insert(PRESENCE, ("site_id", "kind", "key", "day", "spans"), new)
     for value in (True, False):
         flip = [key for key, was in present.items() if was != value and (key in spans) == value]
-        for kind in ("u", "v"):
-            chosen = [key for k, key in flip if k == kind]
-            for at in range(0, len(chosen), 500):
-                db.session.execute(
-                    update(RollupPresence)
-                    .where(
-                        RollupPresence.site_id == site_id,
-                        RollupPresence.day == day,
-                        RollupPresence.kind == kind,
-                        RollupPresence.key.in_(chosen[at : at + 500]),
-                    )
-                    .values(spans=value)
-                )
+        set_spans(site_id, day, flip, value)

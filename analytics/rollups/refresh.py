@@ -55,11 +55,13 @@ from .store import (
     as_date,
     begin,
     bulk_insert,
+    day_literal,
     drop,
     events_table,
     fact_rows,
     midnight,
     param_time,
+    set_spans,
     spanning,
 )
 
@@ -294,7 +296,7 @@ def refresh_day(
     visitors, visits = spanning(keys, {(k, key) for k, key, _, _ in elsewhere})
     marked = [("u", u) for u in visitors] + [("v", v) for v in visits]
     if marked:
-        _mark_spanning(site_id, day, marked)
+        set_spans(site_id, day, marked, True)
 
     # Other days that must be recounted: they hold a visitor or visit that now spans but was
     # counted there as day-local, or one that was kept apart for a link to this day now gone.
@@ -309,22 +311,6 @@ def refresh_day(
     _write_span_events(site_id, day, start)
     _write_facts(site_id, day, start)
     db.session.commit()
-
-
-def _mark_spanning(site_id: int, day: dt.date, marked: list[tuple[str, str]]) -> None:
-    for kind in ("u", "v"):
-        chosen = [key for k, key in marked if k == kind]
-        for at in range(0, len(chosen), 500):
-            db.session.execute(
-                update(RollupPresence)
-                .where(
-                    RollupPresence.site_id == site_id,
-                    RollupPresence.day == day,
-                    RollupPresence.kind == kind,
-                    RollupPresence.key.in_(chosen[at : at + 500]),
-                )
-                .values(spans=True)
-            )
 
 
 def _other_days(site_id: int, day: dt.date, keys: list[tuple[str, str]]) -> set[dt.date]:
@@ -369,14 +355,10 @@ def _write_span_events(site_id: int, day: dt.date, start: dt.datetime) -> None:
         EVENTS.c.occurred_at >= start,
         EVENTS.c.occurred_at < start + DAY,
     )
-    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), _day_literal(day)).where(
+    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), day_literal(day)).where(
         of_day, _is_spanning(EVENTS, site_id, day)
     )
     db.session.execute(insert(span).from_select([*SPAN_COLUMNS, "day"], chosen))
-
-
-def _day_literal(day: dt.date):
-    return literal(day, Date).label("day")
 
 
 def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:

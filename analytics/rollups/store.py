@@ -7,10 +7,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import FromClause, column, text
+from sqlalchemy import Date, FromClause, column, literal, text, update
 from sqlalchemy import table as sql_table
 
 from ..extensions import db
+from ..models import RollupPresence
 from ..stats.base import METRICS, Metric
 from ..stats.dialect import dialect
 from .read import SPAN_COLUMNS, key_text, stored_columns
@@ -109,6 +110,28 @@ def spanning(keys: list[tuple[str | None, str | None]], seen_elsewhere: set[tupl
                     visits.add(v)
                     grew = True
     return visitors, visits
+
+
+def set_spans(site_id: int, day: dt.date, keys: list[tuple[str, str]], value: bool) -> None:
+    """Flag (or unflag) these visitors and visits of the day as spanning days."""
+    for kind in ("u", "v"):
+        chosen = [key for k, key in keys if k == kind]
+        for at in range(0, len(chosen), 500):
+            db.session.execute(
+                update(RollupPresence)
+                .where(
+                    RollupPresence.site_id == site_id,
+                    RollupPresence.day == day,
+                    RollupPresence.kind == kind,
+                    RollupPresence.key.in_(chosen[at : at + 500]),
+                )
+                .values(spans=value)
+            )
+
+
+def day_literal(day: dt.date):
+    """The day as a constant column named `day` (a span-event copy's)."""
+    return literal(day, Date).label("day")
 
 
 def fact_rows(site_id: int, day: dt.date, events: FromClause) -> list[tuple]:
