@@ -24,11 +24,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _require_secret_key(app)
 
-    proxies = app.config["PROXY_COUNT"]
-    if proxies:
-        # Behind N reverse proxies, take the client address from X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
-
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     from . import (
@@ -66,6 +61,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .rollups import background as rollup_refresher
 
     rollup_refresher.init_app(app)
+
+    from .views.direct import DirectIngest
+
+    app.wsgi_app = DirectIngest(app, app.wsgi_app)  # type: ignore[method-assign]
+    proxies = app.config["PROXY_COUNT"]
+    if proxies:
+        # Behind N reverse proxies, take the client address from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     from .errors import register_error_handlers
 

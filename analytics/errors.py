@@ -10,6 +10,11 @@ from .extensions import db
 from .ingest.writer import StoreFailed
 
 API_PREFIXES = ("/api/", "/benefits", "/statistics", "/collector", "/track", "/healthz")
+# What a client hears when its events could not be stored: it keeps them and retries.
+UNAVAILABLE = "the database is unavailable; nothing was stored, retry later"
+RETRY_AFTER = "5"
+# What stops a write: the group's own failure, or the database through SQLAlchemy.
+DATABASE_ERRORS = (OperationalError, DBAPIError, StoreFailed)
 
 
 def wants_json() -> bool:
@@ -36,13 +41,12 @@ def register_error_handlers(app: Flask) -> None:
         # Nothing was acknowledged: the client keeps the event and may retry.
         db.session.rollback()
         app.logger.error("database error on %s: %s", request.path, exc)
-        message = "the database is unavailable; nothing was stored, retry later"
         if wants_json():
-            response: Response = jsonify(error=message)
+            response: Response = jsonify(error=UNAVAILABLE)
         else:
-            response = Response(render_template("error.html", code=503, message=message))
+            response = Response(render_template("error.html", code=503, message=UNAVAILABLE))
         response.status_code = 503
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = RETRY_AFTER
         return response
 
     @app.errorhandler(Exception)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Request
+from werkzeug.wrappers import Request
 
 
 class BodyTooLarge(Exception):

@@ -24,23 +24,29 @@ def init_app(app: Flask) -> None:
     interval = float(app.config.get("ROLLUP_INTERVAL", 0))
     if interval <= 0 or app.testing or not app.config.get("ROLLUPS", True):
         return
-    stop_event = app.extensions.setdefault("rollup_refresher", threading.Event())
+    app.extensions["rollup_refresher"] = threading.Event()
+    app.before_request(lambda: ensure_started(app))
 
-    @app.before_request
-    def _start_refresher() -> None:
-        if id(app) in _started:
-            return
-        with _lock:
-            if id(app) not in _started:
-                _started.add(id(app))
-                thread = threading.Thread(
-                    target=_run,
-                    args=(app, interval, stop_event),
-                    name="rollup-refresher",
-                    daemon=True,
-                )
-                thread.start()
-                atexit.register(release_on_exit, app)
+
+def ensure_started(app: Flask) -> None:
+    """Start this process's refresher thread unless it runs (or `init_app` chose none).
+
+    Called by every request, including the ingest posts served without Flask's hooks.
+    """
+    if id(app) in _started:
+        return
+    stop_event = app.extensions.get("rollup_refresher")
+    if stop_event is None:
+        return
+    with _lock:
+        if id(app) not in _started:
+            _started.add(id(app))
+            interval = float(app.config["ROLLUP_INTERVAL"])
+            thread = threading.Thread(
+                target=_run, args=(app, interval, stop_event), name="rollup-refresher", daemon=True
+            )
+            thread.start()
+            atexit.register(release_on_exit, app)
 
 
 def stop(app: Flask) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
+from werkzeug.wrappers import Request
 
 from ..ingest import native
 from ..ingest.request import BodyTooLarge, RequestMeta, read_body
@@ -33,13 +34,17 @@ def events_preflight() -> Response:
 
 @bp.post("/api/events")
 def events() -> Response:
+    return post_events(request)
+
+
+def post_events(req: Request) -> Response:
     """Store one event or a batch; 202 once committed, 4xx naming each bad field."""
-    meta = RequestMeta.from_request(request)
+    meta = RequestMeta.from_request(req)
     try:
-        body = read_body(request, current_app.config["MAX_BODY_BYTES"])
+        body = read_body(req, current_app.config["MAX_BODY_BYTES"])
     except BodyTooLarge as exc:
         record_error(native.ENDPOINT, str(exc), body_size=exc.size)
-        return jsonify(error=str(exc)), 413
+        return Response(json.dumps({"error": str(exc)}), 413, mimetype="application/json")
     outcome = native.ingest(body, meta)
     # json.dumps straight into a Response: the hottest path of the app skips Flask's provider.
     response = Response(json.dumps(outcome.body), outcome.status, mimetype="application/json")

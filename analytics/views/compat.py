@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.wrappers import Request
 
 from ..ingest.legacy import Reply, benefits, collector, track
 from ..ingest.legacy.site import legacy_site_id
@@ -71,12 +72,16 @@ def recorder_preflight() -> Response:
 
 @route("/benefits", ["POST"])
 def benefits_post() -> Response:
+    return post_benefits(request)
+
+
+def post_benefits(req: Request) -> Response:
     """Store one record or a batch, all or nothing."""
     try:
-        body = read_body(request, benefits.MAX_BODY_BYTES)
+        body = read_body(req, benefits.MAX_BODY_BYTES)
     except BodyTooLarge as exc:
         return _recorder_cors(_send(benefits.too_large(current_app, exc.size)))
-    reply = benefits.record(current_app, body, request.content_type)
+    reply = benefits.record(current_app, body, req.content_type)
     return _recorder_cors(_send(reply))
 
 
@@ -100,9 +105,9 @@ def statistics() -> Response:
 # --- Django collector -------------------------------------------------------------------------
 
 
-def _collector_cors(response: Response) -> Response:
+def _collector_cors(response: Response, req: Request) -> Response:
     """Browsers on an allowed origin may read the answer (the old pages were same-origin)."""
-    origin = request.headers.get("Origin")
+    origin = req.headers.get("Origin")
     patterns = current_app.config.get("COLLECTOR_ALLOWED_HOSTS") or ["*"]
     if origin and collector.allowed(patterns, collector.Caller(origin=origin, host=None)):
         response.headers["Access-Control-Allow-Origin"] = origin
@@ -116,7 +121,7 @@ def collector_preflight() -> Response:
     response.headers["Access-Control-Allow-Methods"] = "POST"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     response.headers["Access-Control-Max-Age"] = "86400"
-    return _collector_cors(response)
+    return _collector_cors(response, request)
 
 
 @route("/collector", ["GET", "PUT", "PATCH", "DELETE"])
@@ -128,19 +133,23 @@ def collector_other() -> Response:
 
 @route("/collector", ["POST"])
 def collector_post() -> Response:
+    return post_collector(request)
+
+
+def post_collector(req: Request) -> Response:
     """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
     limit = current_app.config["MAX_BODY_BYTES"]
     try:
-        body = read_body(request, limit)
+        body = read_body(req, limit)
     except BodyTooLarge as exc:
-        return _collector_cors(_send(collector.too_large(current_app, exc.size, limit)))
+        return _collector_cors(_send(collector.too_large(current_app, exc.size, limit)), req)
     caller = collector.Caller(
-        origin=request.headers.get("Origin"),
-        host=request.host,
-        ip=request.remote_addr,
-        user_agent=request.headers.get("User-Agent"),
+        origin=req.headers.get("Origin"),
+        host=req.host,
+        ip=req.remote_addr,
+        user_agent=req.headers.get("User-Agent"),
     )
-    return _collector_cors(_send(collector.collect(current_app, body, caller)))
+    return _collector_cors(_send(collector.collect(current_app, body, caller)), req)
 
 
 # --- FastAPI tracking demo ---------------------------------------------------------------------
@@ -165,14 +174,30 @@ def track_preflight() -> Response:
 
 @route("/track", ["POST"])
 def track_post() -> Response:
+    return post_track(request)
+
+
+def post_track(req: Request) -> Response:
     """`200 null` once stored; `422 {"detail": [...]}` naming each bad field."""
     limit = current_app.config["MAX_BODY_BYTES"]
     try:
-        body = read_body(request, limit)
+        body = read_body(req, limit)
     except BodyTooLarge as exc:
         return _any_origin(_send(track.too_large(current_app, exc.size, limit)))
-    reply = track.track(current_app, body, request.headers.get("User-Agent"), request.remote_addr)
+    reply = track.track(current_app, body, req.headers.get("User-Agent"), req.remote_addr)
     return _any_origin(_send(reply))
+
+
+# The POSTs that `direct` serves without Flask's request machinery (see views/direct.py).
+DIRECT_POSTS = {
+    path: handler
+    for base, handler in (
+        ("/benefits", post_benefits),
+        ("/collector", post_collector),
+        ("/track", post_track),
+    )
+    for path in (base, base + "/")
+}
 
 
 # --- OpenAPI: the same models that validate describe the contracts ----------------------------
