@@ -36,6 +36,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu  # noqa: E402
 from bench.database import fresh_database, libpq_url  # noqa: E402
 from bench.freshness import Freshness, LagSampler, summary  # noqa: E402
 from bench.serving import THREADS, serve, stop  # noqa: E402
@@ -70,6 +71,7 @@ class Run:
     bad: int
     p50: float
     p99: float
+    cpu: dict[str, float] | None = None  # CPU us per event by part (bench/cpu.py), if asked
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,13 @@ def wrk(
     connections: int,
     threads: int = 2,
     delay_ms: float | None = None,
+    server_pid: int | None = None,
 ) -> Run:
-    """Run wrk posting the case's body (with --latency; paced by `delay_ms` per connection)."""
+    """Run wrk posting the case's body (with --latency; paced by `delay_ms` per connection).
+
+    With `server_pid`, the CPU of each part is sampled over the middle of the run (a second
+    trimmed at each end) and returned per request.
+    """
     lua = [
         'wrk.method = "POST"',
         # "SEQ" -> run-unique-prefix-thread-number: unique across the warm-up and the run too
@@ -129,23 +136,31 @@ def wrk(
         lua.append(f"function delay() return {delay_ms:.3f} end")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("\n".join(lua) + "\n")
+    command = ["wrk", "--latency", "-t", str(threads), "-c", str(connections)]
+    command += ["-d", f"{seconds}s", "-s", f.name, url + case.path]
     try:
-        out = subprocess.run(
-            ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
-            + ["-s", f.name, url + case.path],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        split = None
+        if server_pid is not None and seconds > 3:
+            time.sleep(1)
+            first, started = cpu.snapshot(server_pid), time.monotonic()
+            time.sleep(seconds - 2)
+            last, window = cpu.snapshot(server_pid), time.monotonic() - started
+            split = (first, last, window)
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"wrk failed with status {proc.returncode}")
     finally:
         os.unlink(f.name)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return Run(
-        rate=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        rate=rate,
         total=int(re.search(r"(\d+) requests in", out).group(1)),
         bad=int(non2xx.group(1)) if non2xx else 0,
         p50=_seconds(re.search(r"\s50%\s+(\S+)", out).group(1)),
         p99=_seconds(re.search(r"\s99%\s+(\S+)", out).group(1)),
+        cpu=cpu.per_event(split[0], split[1], rate * case.per * split[2]) if split else None,
     )
 
 
@@ -301,11 +316,12 @@ def measure(
                 # Sampled from the first post on: the warm-up's events wait in the queue too.
                 with LagSampler(libpq_url(url)) as sampler:
                     warm = wrk(base, case, 2, connections)  # imports, caches, pools
-                    run = wrk(base, case, seconds, connections)
+                    run = wrk(base, case, seconds, connections, server_pid=proc.pid)
                     fresh[case.lag].append(sampler.drain())
             else:
                 warm = wrk(base, case, 2, connections)
-                run = wrk(base, case, seconds, connections, delay_ms=delay_ms)
+                pid = proc.pid if delay_ms is None else None
+                run = wrk(base, case, seconds, connections, delay_ms=delay_ms, server_pid=pid)
         finally:
             stop(proc)
         if case.source:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import ingest
+from bench import cpu, ingest
 from bench.database import drop_database
 from bench.report import Table, count
 
@@ -99,4 +99,31 @@ def run(args: argparse.Namespace) -> list[Table]:
         + ": "
         + table.target("every acknowledged event stored", not lost)
     )
-    return [table]
+    return [table, cpu_table(found)]
+
+
+def cpu_table(found: dict) -> Table:
+    """CPU per event of each part, in the steady middle of each run (the median one)."""
+    table = Table(
+        "Where the CPU goes: microseconds of CPU per event, by part (2 cores: 2,000,000 us/s)",
+        ["configuration", "events/s", *cpu.PARTS, "busy"],
+    )
+    for case in found["cases"]:
+        run_ = found["results"][case.label]
+        if not run_.cpu:
+            continue
+        busy = sum(us for part, us in run_.cpu.items() if part != "idle")
+        table.add(
+            case.label,
+            count(run_.rate * case.per),
+            *(f"{run_.cpu[part]:.0f}" for part in cpu.PARTS),
+            f"{busy:.0f}",
+        )
+    table.notes.append(
+        "From /proc, over each run but its first and last second. server: the gunicorn "
+        "processes' request threads (Python: HTTP, Flask or the direct ingest path, validation, "
+        "psycopg's client side) and, apart, the rollup refresher thread; PostgreSQL: backends "
+        "(the INSERTs, their triggers, the refresher's queries) and background processes (WAL "
+        "writer, checkpointer, autovacuum); idle: both cores' idle time."
+    )
+    return table

@@ -1,0 +1,107 @@
+"""Where the CPU goes during a load run: CPU time of each part of the system, from /proc.
+
+A ratio alone cannot tell a slow app from a busy machine. Two snapshots of every process's (and,
+for the server, every thread's) CPU time, taken in the steady middle of a run, give the CPU
+each part spent per event: the server's request threads, its rollup refresher thread (which
+names itself), PostgreSQL's backends and background processes, the load generator, the rest,
+and what stayed idle. Linux only (it reads /proc).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PARTS = (
+    "server: requests",
+    "server: rollup refresher",
+    "PostgreSQL: backends",
+    "PostgreSQL: background",
+    "wrk",
+    "other",
+    "idle",
+)
+_TICK = os.sysconf("SC_CLK_TCK")
+_PG_BACKGROUND = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum",
+    "logical replication",
+    "stats",
+    "archiver",
+)
+
+
+def _stat(path: Path) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a process or thread, None if it is gone."""
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _server_pids(root: int, parents: dict[int, int]) -> set[int]:
+    found = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        grew = bool(more)
+        found |= more
+    return found
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    parts: dict[str, float]  # CPU seconds so far, per part (of the processes alive now)
+    idle: float  # the machine's idle seconds so far, all cores
+
+
+def snapshot(server_pid: int) -> Snapshot:
+    """CPU seconds used so far by each part; the server is `server_pid` and its descendants."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(entry / "stat")) is not None:
+            stats[int(entry.name)] = found
+    server = _server_pids(server_pid, {pid: parent for pid, (parent, _) in stats.items()})
+    parts = dict.fromkeys(PARTS, 0.0)
+    for pid, (_, seconds) in stats.items():
+        if pid in server:
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                found = _stat(task / "stat")
+                if found is None:
+                    continue
+                refresher = _read(task / "comm").strip() == "rollup-refresh"
+                parts["server: rollup refresher" if refresher else "server: requests"] += found[1]
+            continue
+        command = _read(Path(f"/proc/{pid}/cmdline")).replace("\0", " ")
+        if command.startswith("postgres: "):
+            background = any(kind in command for kind in _PG_BACKGROUND)
+            parts["PostgreSQL: background" if background else "PostgreSQL: backends"] += seconds
+        elif command.split(" ", 1)[0].endswith("wrk"):
+            parts["wrk"] += seconds
+        else:
+            parts["other"] += seconds
+    cpu = _read(Path("/proc/stat")).split("\n", 1)[0].split()
+    idle = (int(cpu[4]) + int(cpu[5])) / _TICK  # idle + iowait, all cores
+    return Snapshot(parts, idle)
+
+
+def per_event(first: Snapshot, last: Snapshot, events: float) -> dict[str, float]:
+    """Microseconds of CPU per event for each part between two snapshots.
+
+    A process that started between them counts from zero (its whole life is in the window);
+    one that ended is missing from `last`, so its part may read low, never negative.
+    """
+    spent = {part: max(0.0, last.parts[part] - first.parts[part]) for part in PARTS}
+    spent["idle"] = max(0.0, last.idle - first.idle)
+    return {part: seconds * 1e6 / events for part, seconds in spent.items()} if events else {}
