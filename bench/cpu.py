@@ -62,46 +62,50 @@ def _server_pids(root: int, parents: dict[int, int]) -> set[int]:
 
 @dataclass(frozen=True)
 class Snapshot:
-    parts: dict[str, float]  # CPU seconds so far, per part (of the processes alive now)
+    tasks: dict[int, tuple[str, float]]  # pid (tid for the server's threads) -> part, CPU s
     idle: float  # the machine's idle seconds so far, all cores
 
 
 def snapshot(server_pid: int) -> Snapshot:
-    """CPU seconds used so far by each part; the server is `server_pid` and its descendants."""
+    """CPU seconds used so far by each process (each thread of the server) and its part."""
     stats: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (found := _stat(entry / "stat")) is not None:
             stats[int(entry.name)] = found
     server = _server_pids(server_pid, {pid: parent for pid, (parent, _) in stats.items()})
-    parts = dict.fromkeys(PARTS, 0.0)
+    tasks: dict[int, tuple[str, float]] = {}
     for pid, (_, seconds) in stats.items():
         if pid in server:
             for task in Path(f"/proc/{pid}/task").glob("*"):
                 found = _stat(task / "stat")
-                if found is None:
-                    continue
-                refresher = _read(task / "comm").strip() == "rollup-refresh"
-                parts["server: rollup refresher" if refresher else "server: requests"] += found[1]
+                if found is not None:
+                    refresher = _read(task / "comm").strip() == "rollup-refresh"
+                    part = "server: rollup refresher" if refresher else "server: requests"
+                    tasks[int(task.name)] = (part, found[1])
             continue
         command = _read(Path(f"/proc/{pid}/cmdline")).replace("\0", " ")
         if command.startswith("postgres: "):
             background = any(kind in command for kind in _PG_BACKGROUND)
-            parts["PostgreSQL: background" if background else "PostgreSQL: backends"] += seconds
+            part = "PostgreSQL: background" if background else "PostgreSQL: backends"
         elif command.split(" ", 1)[0].endswith("wrk"):
-            parts["wrk"] += seconds
+            part = "wrk"
         else:
-            parts["other"] += seconds
+            part = "other"
+        tasks[pid] = (part, seconds)
     cpu = _read(Path("/proc/stat")).split("\n", 1)[0].split()
     idle = (int(cpu[4]) + int(cpu[5])) / _TICK  # idle + iowait, all cores
-    return Snapshot(parts, idle)
+    return Snapshot(tasks, idle)
 
 
 def per_event(first: Snapshot, last: Snapshot, events: float) -> dict[str, float]:
     """Microseconds of CPU per event for each part between two snapshots.
 
-    A process that started between them counts from zero (its whole life is in the window);
-    one that ended is missing from `last`, so its part may read low, never negative.
+    Each process counts what it used in between: one that started meanwhile, all of its time;
+    one that ended meanwhile is missing from `last`, and what it used in the window with it.
     """
-    spent = {part: max(0.0, last.parts[part] - first.parts[part]) for part in PARTS}
-    spent["idle"] = max(0.0, last.idle - first.idle)
+    spent = dict.fromkeys(PARTS, 0.0)
+    for task, (part, seconds) in last.tasks.items():
+        before = first.tasks.get(task)
+        spent[part] += seconds - (before[1] if before and before[0] == part else 0.0)
+    spent["idle"] = last.idle - first.idle
     return {part: seconds * 1e6 / events for part, seconds in spent.items()} if events else {}
