@@ -13,6 +13,7 @@ import datetime as dt
 import statistics
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 import psycopg
@@ -42,6 +43,19 @@ class Freshness:
     def max_lag(self) -> float:
         """The longest wait seen, under load or after it until the queue was empty."""
         return max([0.0, *self.under_load, *self.after_load])
+
+
+def settle(base_url: str, url: str, timeout: float = 120.0) -> None:
+    """Before a sampled run: let the served app's refresher empty the queue of what earlier
+    runs left (their servers stopped before refreshing it), so that their wait is not counted
+    as this run's lag. A first request starts the refresher thread."""
+    urllib.request.urlopen(base_url + "/healthz", timeout=10).close()
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM rollup_queue").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the rollup queue was not empty after {timeout:.0f} s")
+            time.sleep(0.5)
 
 
 class LagSampler:

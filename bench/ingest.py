@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import cpu  # noqa: E402
 from bench.database import fresh_database, libpq_url  # noqa: E402
-from bench.freshness import Freshness, LagSampler, summary  # noqa: E402
+from bench.freshness import Freshness, LagSampler, settle, summary  # noqa: E402
 from bench.serving import THREADS, serve, stop  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -313,6 +313,7 @@ def measure(
                            server.worker_class)  # fmt: skip
         try:
             if case.lag and delay_ms is None:
+                settle(base, libpq_url(url))
                 # Sampled from the first post on: the warm-up's events wait in the queue too.
                 with LagSampler(libpq_url(url)) as sampler:
                     warm = wrk(base, case, 2, connections)  # imports, caches, pools
