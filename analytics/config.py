@@ -60,6 +60,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "ROLLUP_INTERVAL": float(env.get("ROLLUP_INTERVAL", 10)),
         # Reverse proxies in front: the client address is read from X-Forwarded-For (then hashed).
         "PROXY_COUNT": int(env.get("PROXY_COUNT", 0)),
+        # The visitor's country from the address at ingest (bundled data; see ingest/country.py).
+        "COUNTRY_LOOKUP": _bool(env.get("COUNTRY_LOOKUP"), default=True),
+        "COUNTRY_DATABASE": env.get("COUNTRY_DATABASE") or None,
     }
 
 

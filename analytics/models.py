@@ -95,6 +95,8 @@ class Event(db.Model):
     browser: Mapped[str | None] = mapped_column(String(64))
     os: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(16))
+    # ISO 3166-1 alpha-2, from the client address at ingest (the address is never stored).
+    country: Mapped[str | None] = mapped_column(String(2))
     item_id: Mapped[str | None] = mapped_column(String(200))
     item_position: Mapped[int | None] = mapped_column(Integer)
     list_size: Mapped[int | None] = mapped_column(Integer)
@@ -244,6 +246,8 @@ class RollupSpanEvent(db.Model):
     browser: Mapped[str | None] = mapped_column(String(64))
     os: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(16))
+    # ISO 3166-1 alpha-2, from the client address at ingest (the address is never stored).
+    country: Mapped[str | None] = mapped_column(String(2))
     item_id: Mapped[str | None] = mapped_column(String(200))
     item_position: Mapped[int | None] = mapped_column(Integer)
     list_size: Mapped[int | None] = mapped_column(Integer)

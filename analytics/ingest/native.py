@@ -11,6 +11,7 @@ from flask import current_app
 from pydantic import ValidationError
 
 from ..models import utcnow
+from .country import country_of
 from .payload import field_errors, parse_json, scrub
 from .request import RequestMeta
 from .schema import EventIn
@@ -74,7 +75,12 @@ def event_fields(event: EventIn) -> dict[str, Any]:
 
 
 def _row(
-    event: EventIn, site: SiteRef, visitor: str, agent: Agent, now: dt.datetime
+    event: EventIn,
+    site: SiteRef,
+    visitor: str,
+    agent: Agent,
+    now: dt.datetime,
+    country: str | None,
 ) -> dict[str, Any]:
     return event_row(
         site_id=site.id,
@@ -85,6 +91,7 @@ def _row(
         browser=agent.browser,
         os=agent.os,
         device=agent.device,
+        country=country,
         **event_fields(event),
     )
 
@@ -152,6 +159,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     errors: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     visitors: dict[int, str] = {}  # one hash per site in a request, not one per event
+    country = country_of(current_app, meta.ip) if items else None  # once per request too
     for index, item in enumerate(items):
         event, site, problems = _check(item, meta, context)
         if not problems:
@@ -160,7 +168,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
                 visitor = visitors[site.id] = visitor_id(
                     current_app, site.id, meta.ip, meta.user_agent
                 )
-            rows.append(_row(event, site, visitor, agent, now))
+            rows.append(_row(event, site, visitor, agent, now, country))
             continue
         reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         errors.append(error_row(ENDPOINT, reason, payload=item, site_id=site and site.id))

@@ -81,7 +81,7 @@ def post_benefits(req: Request) -> Response:
         body = read_body(req, benefits.MAX_BODY_BYTES)
     except BodyTooLarge as exc:
         return _recorder_cors(_send(benefits.too_large(current_app, exc.size)))
-    reply = benefits.record(current_app, body, req.content_type)
+    reply = benefits.record(current_app, body, req.content_type, req.remote_addr)
     return _recorder_cors(_send(reply))
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from ...models import utcnow
+from ..country import country_of
 from ..payload import depth, parse_iso, parse_json, scrub
 from ..writer import event_row, record_errors, store_events
 from . import Reply, rejection, summary
@@ -143,6 +144,7 @@ def record_row(
     dedupe_key: str | None = None,
     source: str = SOURCE,
     default_version: int = CURRENT_VERSION,
+    country: str | None = None,
 ) -> dict[str, Any]:
     """One validated record -> one `events` row (also used by the importer)."""
     props: dict[str, Any] = {} if group_id is None else {"group_id": group_id}
@@ -160,6 +162,7 @@ def record_row(
         visitor_id=scrub(record.hash_id),
         schema_version=record.version if record.version is not None else default_version,
         dedupe_key=dedupe_key,
+        country=country,
         props=props or None,
     )
 
@@ -183,8 +186,11 @@ def too_large(app: Flask, size: int) -> Reply:
     return Reply(422, {"message": reason})
 
 
-def record(app: Flask, body: bytes, content_type: str | None) -> Reply:
-    """Validate one record or a batch; store all of it in one transaction, or nothing."""
+def record(app: Flask, body: bytes, content_type: str | None, ip: str | None = None) -> Reply:
+    """Validate one record or a batch; store all of it in one transaction, or nothing.
+
+    `ip`, the client address, only gives the records a country; it is not stored.
+    """
     site_id = legacy_site_id(app)
     if not _is_json(content_type):
         return _refuse("Content-Type must be application/json", site_id, body)
@@ -217,7 +223,8 @@ def record(app: Flask, body: bytes, content_type: str | None) -> Reply:
 
     now = utcnow()
     group_id = uuid.uuid4().hex
-    rows = [record_row(r, site_id, group_id, created_at=now) for r in records]
+    country = country_of(app, ip)
+    rows = [record_row(r, site_id, group_id, created_at=now, country=country) for r in records]
     store_events(rows, [])
     return Reply(200, CREATED)
 

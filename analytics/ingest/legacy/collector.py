@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Category, utcnow
+from ..country import country_of
 from ..payload import depth, parse_iso, parse_json, scrub
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
@@ -105,6 +106,7 @@ def event_from(
     source: str = SOURCE,
     received_at: dt.datetime | None = None,
     visitor: str | None = None,
+    country: str | None = None,
 ) -> dict[str, Any]:
     """A validated collector event -> an `events` row (also used by the importer)."""
     return event_row(
@@ -117,6 +119,7 @@ def event_from(
         occurred_at=parse_collector_time(event.timestamp),
         received_at=received_at or utcnow(),
         dedupe_key=dedupe_key(event.session_id),
+        country=country,
         props=event.data or None,
     )
 
@@ -130,7 +133,7 @@ class Caller:
 
     origin: str | None
     host: str | None
-    ip: str | None = None  # only hashed into the visitor id, never stored
+    ip: str | None = None  # only hashed into the visitor id and looked up, never stored
     user_agent: str | None = None
 
 
@@ -225,7 +228,7 @@ def collect(app: Flask, body: bytes, caller: Caller) -> Reply:
     except ValidationError as exc:
         return refuse(summary(exc))
     visitor = visitor_id(app, site_id, caller.ip, caller.user_agent)
-    row = event_from(event, site_id, visitor=visitor)
+    row = event_from(event, site_id, visitor=visitor, country=country_of(app, caller.ip))
     if not known_category(app, row["category"]):
         return refuse("Category not found")
     # The single write path (grouped with concurrent requests on PostgreSQL); a duplicate is

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ...models import utcnow
+from ..country import country_of
 from ..payload import depth, from_epoch, parse_iso, parse_json, scrub
 from ..useragent import parse_agent
 from ..visitor import visitor_id
@@ -150,6 +151,7 @@ def track_row(
     visitor: str | None = None,
     source: str = SOURCE,
     dedupe_key: str | None = None,
+    country: str | None = None,
 ) -> dict[str, Any]:
     """A validated payload -> an `events` row (also used by the importer)."""
     agent = parse_agent(user_agent)
@@ -169,6 +171,7 @@ def track_row(
         browser=agent.browser,
         os=agent.os,
         device=agent.device,
+        country=country,
         dedupe_key=dedupe_key,
         props=scrub(props),
     )
@@ -216,6 +219,13 @@ def track(app: Flask, body: bytes, user_agent: str | None, ip: str | None) -> Re
         record_errors([row])
         return Reply(422, {"detail": detail})
     visitor = visitor_id(app, site_id, ip, user_agent)
-    row = track_row(payload, site_id, user_agent=user_agent, received_at=now, visitor=visitor)
+    row = track_row(
+        payload,
+        site_id,
+        user_agent=user_agent,
+        received_at=now,
+        visitor=visitor,
+        country=country_of(app, ip),
+    )
     store_events([row], [])
     return Reply(200, None)
