@@ -30,10 +30,10 @@ CHUNK_ROWS = 5_000  # rows per block handed from the generating process to the c
 COLUMNS = (
     "site_id", "occurred_at", "id", "received_at", "source", "name", "category", "session_id",
     "visitor_id", "path", "referrer", "utm_source", "utm_medium", "utm_campaign", "browser", "os",
-    "device", "item_id", "item_position", "list_size", "schema_version", "props",
+    "device", "country", "item_id", "item_position", "list_size", "schema_version", "props",
 )  # fmt: skip
 COPY_SQL = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
-_TEXT_FIELDS = COLUMNS[6:20]  # category .. list_size, read from the visit's fields
+_TEXT_FIELDS = COLUMNS[6:21]  # category .. list_size, read from the visit's fields
 _NULL = "\\N"
 _EPOCH = dt.datetime(1970, 1, 1)
 _MS = dt.timedelta(milliseconds=1)

@@ -37,6 +37,12 @@ AGENTS = [
     ("Mobile Safari", "iOS", "tablet", 3),
     ("Samsung Internet", "Android", "mobile", 2),
 ]
+# (country, weight): a French public service's audience, overseas departments included (they have
+# ISO codes of their own); None as from a private address.
+COUNTRIES: list[tuple[str | None, int]] = [
+    ("FR", 78), ("RE", 4), ("BE", 3), ("GP", 2), ("MQ", 2), ("CH", 2), ("MA", 2), ("DZ", 1),
+    ("CA", 1), ("DE", 1), ("ES", 1), ("GB", 1), ("GF", 1), (None, 1),
+]  # fmt: skip
 # (referrer, utm (source, medium, campaign) or None, weight)
 SOURCES: list[tuple[str | None, tuple[str, str, str] | None, int]] = [
     (None, None, 34),
@@ -100,6 +106,8 @@ class _Visit:
         self.session = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
         self.visitor = f"{rng.getrandbits(128):032x}"
         self.browser, self.os, self.device, _ = _pick(rng, AGENTS)
+        # From a generator of its own, so that adding countries changed no other demo figure.
+        self.country = _pick(random.Random(self.visitor), COUNTRIES)[0]
 
     def wait(self, low: float, high: float) -> None:
         self.at += dt.timedelta(seconds=self.rng.uniform(low, high))
@@ -113,6 +121,7 @@ class _Visit:
             "browser": self.browser,
             "os": self.os,
             "device": self.device,
+            "country": self.country,
         }
         self.rows.append((self.at, self.make(self.site_id, self.at, name, own | fields)))
 

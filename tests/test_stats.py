@@ -44,9 +44,9 @@ def pv(site, when, path, session, visitor, **fields) -> dict:
     return ev(site, when, "pageview", path=path, session_id=session, visitor_id=visitor, **fields)
 
 
-CHROME = {"browser": "Chrome", "os": "Windows", "device": "desktop"}
-FIREFOX = {"browser": "Firefox", "os": "Linux", "device": "desktop"}
-SAFARI = {"browser": "Safari", "os": "iOS", "device": "mobile"}
+CHROME = {"browser": "Chrome", "os": "Windows", "device": "desktop", "country": "FR"}
+FIREFOX = {"browser": "Firefox", "os": "Linux", "device": "desktop", "country": "BE"}
+SAFARI = {"browser": "Safari", "os": "iOS", "device": "mobile", "country": "FR"}
 
 
 def seed_traffic(site, other) -> None:
@@ -227,6 +227,27 @@ def test_technology(traffic):
     assert by(devices, "device", "share_pct") == {"desktop": 75.0, "mobile": 25.0}
 
 
+def test_countries(traffic):
+    """Distinct visitors per country; events without one (imports, private addresses) left out."""
+    store_events(
+        [
+            ev(traffic.site, at(3, 9), session_id="c1", visitor_id="cv1", country="FR"),
+            ev(traffic.site, at(3, 10), session_id="c1", visitor_id="cv1", country="FR"),
+            ev(traffic.site, at(4, 9), session_id="c2", visitor_id="cv2", country="FR"),
+            ev(traffic.site, at(4, 9), session_id="c3", visitor_id="cv3", country="BE"),
+            ev(traffic.site, at(4, 9), session_id="c4", visitor_id="cv4", country="XK"),
+        ],
+        [],
+    )
+    found = stats.countries(traffic)
+    # The seeded traffic: v1, v3, v4 from France, v2 from Belgium; the /track events have none.
+    assert by(found, "country", "visitors") == {"FR": 3 + 2, "BE": 1 + 1, "XK": 1}
+    assert list(found["country"])[0] == "FR"
+    # The English name; a code ISO 3166 does not list (Kosovo's user-assigned XK) stays a code.
+    assert by(found, "country", "name") == {"FR": "France", "BE": "Belgium", "XK": "XK"}
+    assert by(found, "country", "share_pct") == {"FR": 62.5, "BE": 25.0, "XK": 12.5}
+
+
 def test_action_tables(traffic):
     names = stats.event_names(traffic)
     assert by(names, "name", "events") == {
@@ -364,6 +385,7 @@ def test_empty_site_gives_empty_frames(site):
         stats.referrers,
         stats.utm_campaigns,
         stats.browsers,
+        stats.countries,
         stats.event_names,
         stats.action_counts,
         stats.item_behaviour,

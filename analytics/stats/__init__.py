@@ -19,6 +19,7 @@ from .actions import (
 from .lists import ctr_by_position, item_behaviour, list_items, position_heatmap
 from .overview import (
     browsers,
+    countries,
     devices,
     entry_pages,
     event_count,
@@ -35,6 +36,7 @@ __all__ = [
     "action_counts",
     "browsers",
     "categories_over_time",
+    "countries",
     "ctr_by_position",
     "devices",
     "entry_pages",

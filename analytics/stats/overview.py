@@ -7,6 +7,7 @@ ranks or derives; the `@metric` functions below are the raw SQL, written once.
 from __future__ import annotations
 
 import pandas as pd
+import pycountry
 from sqlalchemy import FromClause, and_, case, func, select
 
 from ..extensions import db
@@ -236,8 +237,8 @@ def utm_campaigns(filters: Scope, limit: int | None = None) -> pd.DataFrame:
 
 
 def _visitors_by(column: str):
-    """Distinct visitors by a user-agent column; events sent without a user agent (recorder
-    records, server-side calls) say nothing about it and are left out."""
+    """Distinct visitors by a user-agent column or the country; events that say nothing about it
+    (sent without a user agent, imported without an address) are left out."""
 
     def count(filters: Scope, ev: FromClause) -> pd.DataFrame:
         key = ev.c[column]
@@ -255,6 +256,7 @@ def _visitors_by(column: str):
 _visitors_by("browser")
 _visitors_by("os")
 _visitors_by("device")
+_visitors_by("country")
 
 
 def browsers(filters: Scope, limit: int | None = None) -> pd.DataFrame:
@@ -270,6 +272,19 @@ def operating_systems(filters: Scope, limit: int | None = None) -> pd.DataFrame:
 def devices(filters: Scope, limit: int | None = None) -> pd.DataFrame:
     """Distinct visitors by device type (desktop, mobile, tablet, ...)."""
     return _ranked(counts("device", filters), "visitors", limit)
+
+
+def countries(filters: Scope, limit: int | None = None) -> pd.DataFrame:
+    """Distinct visitors by country (ISO 3166-1 alpha-2), with the country's English name."""
+    df = _ranked(counts("country", filters), "visitors", limit)
+    df.insert(1, "name", [country_name(code) for code in df["country"]])
+    return df
+
+
+def country_name(code: str) -> str:
+    """The English short name of an ISO 3166-1 alpha-2 code; the code itself if unknown."""
+    found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
+    return getattr(found, "common_name", None) or getattr(found, "name", None) or code
 
 
 @metric("events", keys=(), measures=("events",))

@@ -73,6 +73,7 @@ TABLES: dict[str, Table] = {
     "browsers": lambda f, c: stats.browsers(f),
     "os": lambda f, c: stats.operating_systems(f),
     "devices": lambda f, c: stats.devices(f),
+    "countries": lambda f, c: stats.countries(f),
     # Actions
     "events_over_time": lambda f, c: stats.events_over_time(f),
     "categories_over_time": lambda f, c: stats.categories_over_time(f),
@@ -142,6 +143,7 @@ def overview() -> str:
         "browsers",
         "os",
         "devices",
+        "countries",
     )
     series = {"pageviews": "Page views", "visitors": "Visitors"}
     figures = {
