@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .models import Event, Site, utcnow
+from .segments import Segment, parse_segment
 
 PERIODS = ("today", "7d", "30d", "12m", "all", "custom")
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "12m": "12 months", "all": "All"}
@@ -41,6 +42,8 @@ class Filters:
     path: str | None = None
     # A read-only share token carried from link to link (never set for logged-in users' links).
     share: str | None = None
+    # The filters every page and CSV applies (analytics/segments.py); empty: unfiltered.
+    segment: Segment = Segment()
 
     @property
     def length(self) -> dt.timedelta:
@@ -80,6 +83,7 @@ class Filters:
             args["start"] = self.start.date().isoformat()
             args["end"] = self.last_day.isoformat()
         args.update(self.explorer())
+        args.update(self.segment.query_args())  # the same parameters, escaped where needed
         if self.share:
             args["share"] = self.share
         args.update(overrides)
@@ -176,4 +180,12 @@ def parse_filters(
             period = "custom"  # the dates were edited in the filter bar: they win
 
     explorer = {f: _text(args.get(f)) for f in EXPLORER_FIELDS}
-    return Filters(site, period, start, end, share=_text(args.get("share")), **explorer)
+    return Filters(
+        site,
+        period,
+        start,
+        end,
+        share=_text(args.get("share")),
+        segment=parse_segment(args),
+        **explorer,
+    )

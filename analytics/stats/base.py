@@ -47,12 +47,17 @@ def visit(ev: FromClause) -> ColumnElement:
 
 
 def scoped(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
-    """Restrict a SELECT on `ev` to the filters' site and [start, end) period."""
+    """Restrict a SELECT on `ev` to the filters' site, [start, end) period and segment."""
     stmt = stmt.where(ev.c.site_id == filters.site.id)
     if filters.start is not None:
         stmt = stmt.where(ev.c.occurred_at >= filters.start)
     if filters.end is not None:
         stmt = stmt.where(ev.c.occurred_at < filters.end)
+    segment = getattr(filters, "segment", None)
+    if segment:
+        from .segment import clauses  # it builds on `visit`, defined here
+
+        stmt = stmt.where(*clauses(segment, filters, ev))
     return stmt
 
 
@@ -135,9 +140,12 @@ def use_rollups() -> bool:
 
 
 def counts(name: str, filters: Scope) -> pd.DataFrame:
-    """A metric's counts over the filters' range: from rollups when they are on, else raw."""
+    """A metric's counts over the filters' range: from rollups when they are on, else raw.
+
+    A segmented view is counted from raw events: the rollups hold whole days, unfiltered.
+    """
     found = METRICS[name]
-    if not use_rollups():
+    if not use_rollups() or getattr(filters, "segment", None):
         return found.counts(filters, EVENTS)
     from ..rollups.read import combine
 

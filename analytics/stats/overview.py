@@ -11,12 +11,12 @@ import pycountry
 from sqlalchemy import FromClause, and_, case, func, select
 
 from ..extensions import db
+from ..segments import DIRECT
 from ..vocabulary import PAGEVIEW
 from .base import Scope, counts, frame, metric, percent, scoped, visit
 from .dialect import seconds_between, time_bucket, url_host
 from .timeline import complete
 
-DIRECT = "(direct)"
 UNKNOWN = "(unknown)"
 
 SUMMARY_METRICS = {

@@ -1,0 +1,134 @@
+"""A segment (analytics/segments.py) as SQL conditions on a table shaped like `events`.
+
+`clauses` gives WHERE conditions that `base.scoped` adds to every stats query, so each metric,
+table and CSV honours the filters with its SQL unchanged. Event-level filters compare the
+event's own column; visit-level ones keep the events of the visits that match, judged within the
+same site and period: by the visit's entry page view for `entry`, `referrer` and `utm_*`, and by
+its first event for `browser`, `os`, `device` and `country`. Values compare as text; a negated
+filter also keeps rows and visits that have no value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from ..segments import DIRECT, Condition, Segment
+from ..vocabulary import PAGEVIEW
+from .base import EVENTS, visit
+from .dialect import dialect, url_host
+
+_EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "source",
+                  "category": "category"}  # fmt: skip
+
+
+def _prop(ev: FromClause, key: str) -> ColumnElement:
+    """An event property's value as text (None when the event has no such property)."""
+    if dialect() == "postgresql":
+        return func.jsonb_extract_path_text(ev.c.props, literal(key))
+    path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return cast(func.json_extract(ev.c.props, literal(path)), String)
+
+
+def _match(column: ColumnElement, condition: Condition) -> ColumnElement:
+    values = list(condition.values)
+    if condition.negated:
+        return or_(column.is_(None), column.not_in(values))
+    return column.in_(values)
+
+
+def _event_clause(ev: FromClause, condition: Condition) -> ColumnElement:
+    key = condition.prop_key
+    column = _prop(ev, key) if key is not None else ev.c[_EVENT_COLUMNS[condition.dimension]]
+    return _match(column, condition)
+
+
+def _in_scope(stmt: Any, ev: FromClause, scope: Any) -> Any:
+    stmt = stmt.where(ev.c.site_id == scope.site.id, visit(ev).isnot(None))
+    if scope.start is not None:
+        stmt = stmt.where(ev.c.occurred_at >= scope.start)
+    if scope.end is not None:
+        stmt = stmt.where(ev.c.occurred_at < scope.end)
+    return stmt
+
+
+def matching_visits(segment: Segment, scope: Any) -> Any:
+    """SELECT of the visit keys in the scope that every visit-level condition keeps."""
+    first = EVENTS.alias("seg_first")
+    nth = func.row_number().over(
+        partition_by=visit(first), order_by=(first.c.occurred_at, first.c.id)
+    )
+    firsts = _in_scope(
+        select(
+            visit(first).label("visit"),
+            first.c.browser,
+            first.c.os,
+            first.c.device,
+            first.c.country,
+            nth.label("nth"),
+        ),
+        first,
+        scope,
+    ).subquery("seg_firsts")
+    entry = EVENTS.alias("seg_entry")
+    nth = func.row_number().over(
+        partition_by=visit(entry), order_by=(entry.c.occurred_at, entry.c.id)
+    )
+    entries = _in_scope(
+        select(
+            visit(entry).label("visit"),
+            entry.c.path,
+            entry.c.referrer,
+            entry.c.utm_source,
+            entry.c.utm_medium,
+            entry.c.utm_campaign,
+            nth.label("nth"),
+        ).where(entry.c.name == PAGEVIEW),
+        entry,
+        scope,
+    ).subquery("seg_entries")
+    landing = select(entries).where(entries.c.nth == 1).subquery("seg_landing")
+    columns: dict[str, ColumnElement] = {
+        "browser": firsts.c.browser,
+        "os": firsts.c.os,
+        "device": firsts.c.device,
+        "country": firsts.c.country,
+        "entry": landing.c.path,
+        "utm_source": landing.c.utm_source,
+        "utm_medium": landing.c.utm_medium,
+        "utm_campaign": landing.c.utm_campaign,
+        # A visit with an entry page view and no referrer came direct; one without any page
+        # view has no referrer at all.
+        "referrer": case(
+            (landing.c.visit.is_(None), None),
+            else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
+        ),
+    }
+    return (
+        select(firsts.c.visit)
+        .select_from(firsts.outerjoin(landing, landing.c.visit == firsts.c.visit))
+        .where(
+            firsts.c.nth == 1,
+            *(_match(columns[c.dimension], c) for c in segment.visit_conditions),
+        )
+    )
+
+
+def clauses(segment: Segment, scope: Any, ev: FromClause) -> list[ColumnElement]:
+    """WHERE conditions on `ev` that keep only what the segment keeps."""
+    found = [_event_clause(ev, c) for c in segment.event_conditions]
+    if segment.visit_conditions:
+        found.append(visit(ev).in_(matching_visits(segment, scope)))
+    return [and_(*found)] if found else []
