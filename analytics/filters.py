@@ -89,6 +89,24 @@ class Filters:
         args.update(overrides)
         return {k: str(v) for k, v in args.items() if v is not None and v != ""}
 
+    def with_filter(self, dimension: str, value: Any) -> dict[str, str]:
+        """Query parameters of this view with one more filter (replacing one on `dimension`)."""
+        return self._with(self.segment.adding(dimension, str(value)), dimension)
+
+    def without_filter(self, dimension: str) -> dict[str, str]:
+        """Query parameters of this view without its filter on `dimension`."""
+        return self._with(self.segment.without(dimension), dimension)
+
+    def _with(self, segment: Segment, dimension: str) -> dict[str, str]:
+        # The explorer's own fields share some names with the segment's (path, name, source,
+        # category): a changed filter replaces both.
+        plain = {dimension: None} if dimension in EXPLORER_FIELDS else {}
+        return dataclasses.replace(self, segment=segment, **plain).query_args()
+
+    def hidden_args(self) -> dict[str, str]:
+        """What the filter bar's form carries along unchanged: explorer fields and filters."""
+        return self.explorer() | self.segment.query_args()
+
     def describe(self) -> str:
         """A short human label of the range, e.g. '2024-05-01 – 2024-05-30'."""
         first, last = self.start.date(), self.last_day

@@ -125,3 +125,47 @@ def test_dashboards_draw_their_charts_and_download_csv(app, site, make_site, liv
     assert dialogs == [], "a script ran"
     assert problems == [], problems
     context.close()
+
+
+def test_clicking_a_referrer_filters_the_overview_and_the_chip_removes_it(
+    app, site, make_site, live_server, browser
+):
+    """Click "social.example" in Referrers: a chip shows, visitors drop to that referrer's 1;
+    click the chip: the filter is gone and the numbers are back. A bar click filters too."""
+    seed_traffic(site, make_site(name="Other"))
+    make_user("viewer@example.org", "viewer")
+    viewport = {"width": 1280, "height": 900}
+    context = browser.new_context(user_agent=DESKTOP_CHROME, viewport=viewport)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
+    page.goto(live_server + "/overview?" + urlencode(week(site)))
+    page.fill("input[name=email]", "viewer@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/overview?*")
+
+    def visitors() -> str:
+        return page.inner_text('.kpi[data-metric="visitors"] .value')
+
+    assert visitors() == "4"
+    assert page.locator("#filter-chips").count() == 0
+    page.click('#card-referrers a.filter:text-is("social.example")')
+    page.wait_for_url("**referrer=social.example*")
+    chip = page.locator('#filter-chips a.chip[data-filter="referrer"]')
+    assert "referrer is social.example" in chip.inner_text()
+    assert visitors() == "1"  # v1, whose visit s3 came from social.example
+    assert page.locator("#card-referrers tbody tr").count() == 1
+    chip.click()
+    page.wait_for_function("() => !location.search.includes('referrer=')")
+    assert page.locator("#filter-chips").count() == 0
+    assert visitors() == "4"
+
+    # A bar of the browsers chart filters on its label (static JS, no inline script).
+    page.wait_for_selector("#chart-browsers .bars path, #chart-browsers svg .point path")
+    page.locator("#chart-browsers .point path").first.click(force=True)
+    page.wait_for_url("**browser=*")
+    assert page.locator('#filter-chips a.chip[data-filter="browser"]').count() == 1
+    assert problems == []
+    context.close()
