@@ -37,6 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views import dashboard as dashboard_views
     from .views import demo as demo_views
     from .views import export as export_views
+    from .views import live as live_views
 
     auth.init_app(app)
     security.init_app(app)
@@ -51,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         explorer.bp,
         export_views.bp,
         dashboard_views.bp,
+        live_views.bp,
         asset_views.bp,
         demo_views.bp,
     ):

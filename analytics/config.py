@@ -63,6 +63,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         # The visitor's country from the address at ingest (bundled data; see ingest/country.py).
         "COUNTRY_LOOKUP": _bool(env.get("COUNTRY_LOOKUP"), default=True),
         "COUNTRY_DATABASE": env.get("COUNTRY_DATABASE") or None,
+        # How often the live view (/live) fetches fresh numbers while its tab is visible.
+        "LIVE_REFRESH_SECONDS": float(env.get("LIVE_REFRESH_SECONDS", 10)),
     }
 
 

@@ -17,6 +17,7 @@ from .actions import (
     events_over_time,
 )
 from .lists import ctr_by_position, item_behaviour, list_items, position_heatmap
+from .live import live_minutes, live_numbers, live_pages
 from .overview import (
     browsers,
     countries,
@@ -48,6 +49,9 @@ __all__ = [
     "events_over_time",
     "item_behaviour",
     "list_items",
+    "live_minutes",
+    "live_numbers",
+    "live_pages",
     "operating_systems",
     "overview_summary",
     "pageviews_over_time",

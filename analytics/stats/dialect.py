@@ -11,11 +11,12 @@ from sqlalchemy.sql import ColumnElement
 
 from ..extensions import db
 
-BUCKETS = ("hour", "day", "week", "month")
+BUCKETS = ("minute", "hour", "day", "week", "month")
 
 # SQLite has no date_trunc: strftime formats each unit's start (weeks start on Monday, as in
 # PostgreSQL: "weekday 0" moves to the coming Sunday, "-6 days" back to its Monday).
 _SQLITE_BUCKETS: dict[str, tuple[str, ...]] = {
+    "minute": ("%Y-%m-%d %H:%M:00",),
     "hour": ("%Y-%m-%d %H:00:00",),
     "day": ("%Y-%m-%d 00:00:00",),
     "week": ("%Y-%m-%d 00:00:00", "weekday 0", "-6 days"),

@@ -6,13 +6,16 @@ import datetime as dt
 
 import pandas as pd
 
-FREQUENCIES = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+FREQUENCIES = {"minute": "min", "hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
 MAX_BUCKETS = 5000  # beyond this a chart is unreadable anyway; keep only the buckets with data
 
 
 def bucket_start(moment: dt.datetime, unit: str) -> dt.datetime:
     """The start of the bucket `moment` falls in (same rule as `dialect.time_bucket`)."""
-    moment = moment.replace(minute=0, second=0, microsecond=0)
+    moment = moment.replace(second=0, microsecond=0)
+    if unit == "minute":
+        return moment
+    moment = moment.replace(minute=0)
     if unit == "hour":
         return moment
     moment = moment.replace(hour=0)
