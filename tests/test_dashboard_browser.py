@@ -67,6 +67,11 @@ def test_dashboards_draw_their_charts_and_download_csv(app, site, make_site, liv
     dialogs: list[str] = []
     problems: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    elsewhere: list[str] = []  # no asset, map or font from another host: no CDN
+    page.on(
+        "request",
+        lambda req: None if req.url.startswith(live_server) else elsewhere.append(req.url),
+    )
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
 
@@ -80,7 +85,7 @@ def test_dashboards_draw_their_charts_and_download_csv(app, site, make_site, liv
     xss_path = "/actions/" + quote(XSS, safe="")
     for path in ("/overview", "/actions", "/lists", "/actions/signup", xss_path):
         page.goto(live_server + path + query)
-        charts = page.locator("script[data-chart]").count()
+        charts = page.locator("script[data-chart], script[data-map]").count()
         assert charts > 0, path
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}"
@@ -92,6 +97,10 @@ def test_dashboards_draw_their_charts_and_download_csv(app, site, make_site, liv
     assert page.inner_text('[data-metric="pageviews"] .value') == "7"
     page.wait_for_selector("#chart-timeseries .main-svg")
     assert page.locator("#chart-timeseries .scatterlayer .trace").count() == 2
+    # The countries map: the countries without visitors in one grey trace, one per country with
+    # visitors (France and Belgium in the seed), drawn from the app's own world.json.
+    page.wait_for_selector("#chart-countries_map .main-svg")
+    assert page.locator("#chart-countries_map .scatterlayer .trace").count() == 1 + 2
 
     # The hostile name is plain text in tables, headings, the legend, the item picker.
     page.goto(live_server + "/actions" + query)
@@ -124,6 +133,7 @@ def test_dashboards_draw_their_charts_and_download_csv(app, site, make_site, liv
 
     assert dialogs == [], "a script ran"
     assert problems == [], problems
+    assert elsewhere == [], elsewhere
     context.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .embed import figure_json
+from .embed import figure_json, script_json
 from .figures import bar_chart, ctr_curve, position_heatmap, stacked_over_time, time_series
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "ctr_curve",
     "figure_json",
     "position_heatmap",
+    "script_json",
     "stacked_over_time",
     "time_series",
 ]

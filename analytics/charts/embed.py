@@ -7,6 +7,8 @@ the script element early.
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.io.json import to_json_plotly
@@ -16,6 +18,11 @@ PLOT_CONFIG = {"responsive": True, "displaylogo": False, "displayModeBar": False
 
 def figure_json(fig: go.Figure) -> Markup:
     """The figure (data, layout, config) as escaped JSON, ready to put in a script element."""
-    text = to_json_plotly({**fig.to_plotly_json(), "config": PLOT_CONFIG})
+    return script_json({**fig.to_plotly_json(), "config": PLOT_CONFIG})
+
+
+def script_json(value: Any) -> Markup:
+    """Any JSON-able value (numpy and pandas values too) as JSON safe in a script element."""
+    text = to_json_plotly(value)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)

@@ -152,7 +152,17 @@ def overview() -> str:
         "os": charts.bar_chart(t["os"].head(TOP), "os", "visitors", ""),
         "devices": charts.bar_chart(t["devices"].head(TOP), "device", "visitors", ""),
     }
-    return _page("dashboard/overview.html", filters, t=t, figures=_embed(figures))
+    countries = {
+        row["country"]: {"name": row["name"], "visitors": int(row["visitors"])}
+        for row in t["countries"].to_dict("records")
+    }
+    return _page(
+        "dashboard/overview.html",
+        filters,
+        t=t,
+        figures=_embed(figures),
+        countries_map=charts.script_json(countries),
+    )
 
 
 @bp.get("/actions")

@@ -32,10 +32,13 @@ PAGES = [
     ("Explorer, first page", "/events"),
 ]
 PERIODS = ("today", "30d", "12m")
+# One filter each (the segments issue): visit-level, event-level, and the two added dimensions.
+FILTERS = ("referrer=www.google.com", "path=/simulation", "country=FR", "device=mobile")
+FILTERED = "Overview, filtered "
 WARM_UPS = 2
 LOAD_TARGET = 100_000  # rows/s
 # p95 targets (ms) at the largest size: (page or endpoint, period) -> limit
-OVERVIEW_30D, PAGE_30D, PAGE_12M, API = 150, 300, 500, 200
+OVERVIEW_30D, PAGE_30D, PAGE_12M, API, FILTERED_30D, LIVE = 150, 300, 500, 200, 1000, 100
 
 
 def _times(session: requests.Session, url: str, n: int) -> list[float]:
@@ -61,6 +64,11 @@ def _measure(base: str, public_id: str, n: int) -> dict[tuple[str, str], tuple[f
         for period in PERIODS:
             times = _times(session, f"{base}{path}?site={public_id}&period={period}", n)
             found[label, period] = (median(times), percentile(times, 95))
+    for query in FILTERS:
+        times = _times(session, f"{base}/overview?site={public_id}&period=30d&{query}", n)
+        found[FILTERED + query, "30d"] = (median(times), percentile(times, 95))
+    times = _times(session, f"{base}/live.json?site={public_id}", n)
+    found["Live (/live.json)", "now"] = (median(times), percentile(times, 95))
     start_at = (utcnow() - dt.timedelta(days=30)).date().isoformat()
     for label, path in (
         ("GET /statistics", "/statistics"),
@@ -106,6 +114,10 @@ def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
 def _limit(label: str, period: str) -> int | None:
     if period == "-":
         return API
+    if period == "now":
+        return LIVE
+    if label.startswith(FILTERED):
+        return FILTERED_30D
     if period == "30d":
         return OVERVIEW_30D if label == "Overview" else PAGE_30D
     return PAGE_12M if period == "12m" else None
