@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask import g
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ from analytics.segments import (
     parse_segment,
     split_values,
 )
+from analytics.stats.dialect import dialect
 from tests.accounts import logged_in
 from tests.test_stats import END, START, seed_traffic
 
@@ -303,3 +305,21 @@ def test_the_pages_and_csvs_take_the_filters(client, seeded):
     assert rows["pageviews"]["value"] == "1"
     page = client.get("/overview", query_string={"site": seeded.public_id, "country": "BE"})
     assert page.status_code == 200
+
+
+def test_a_page_finds_the_visits_once_and_counts_the_same(app, seeded):
+    """Inside a request on PostgreSQL the matching visits are found once per period and reused;
+    the numbers equal those of the embedded query."""
+    segment = parse_segment({"referrer": "search.example", "country": "!BE", "path": "/"})
+    plain = stats.overview_summary(View(seeded, segment))
+    pages = stats.top_pages(View(seeded, segment))
+    with app.test_request_context("/overview"):
+        assert stats.overview_summary(View(seeded, segment)).equals(plain)
+        assert stats.top_pages(View(seeded, segment)).equals(pages)
+        cached = g.get("segment_visits", {})
+        if dialect() == "postgresql":
+            assert len(cached) == 2  # this week and the week before, each found once
+            assert sorted(cached[(segment, seeded.id, START, END)]) == ["s1", "s4"]
+        else:
+            assert cached == {}
+    assert int(plain.set_index("metric")["value"]["pageviews"]) == 2  # "/" of s1 and s4

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import g, has_request_context
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     FromClause,
     String,
     and_,
+    any_,
     case,
     cast,
     func,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 
+from ..extensions import db
 from ..segments import DIRECT, Condition, Segment
 from ..vocabulary import PAGEVIEW
 from .base import EVENTS, visit
@@ -82,6 +86,40 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
         first,
         scope,
     ).subquery("seg_firsts")
+    columns: dict[str, ColumnElement] = {
+        "browser": firsts.c.browser,
+        "os": firsts.c.os,
+        "device": firsts.c.device,
+        "country": firsts.c.country,
+    }
+    source: Any = firsts
+    if any(c.dimension not in columns for c in segment.visit_conditions):
+        landing = _landings(scope)
+        source = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
+        columns |= {
+            "entry": landing.c.path,
+            "utm_source": landing.c.utm_source,
+            "utm_medium": landing.c.utm_medium,
+            "utm_campaign": landing.c.utm_campaign,
+            # A visit with an entry page view and no referrer came direct; one without any
+            # page view has no referrer at all.
+            "referrer": case(
+                (landing.c.visit.is_(None), None),
+                else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
+            ),
+        }
+    return (
+        select(firsts.c.visit)
+        .select_from(source)
+        .where(
+            firsts.c.nth == 1,
+            *(_match(columns[c.dimension], c) for c in segment.visit_conditions),
+        )
+    )
+
+
+def _landings(scope: Any) -> Any:
+    """Each visit's entry page view in the scope (the first, by time then id)."""
     entry = EVENTS.alias("seg_entry")
     nth = func.row_number().over(
         partition_by=visit(entry), order_by=(entry.c.occurred_at, entry.c.id)
@@ -99,36 +137,32 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
         entry,
         scope,
     ).subquery("seg_entries")
-    landing = select(entries).where(entries.c.nth == 1).subquery("seg_landing")
-    columns: dict[str, ColumnElement] = {
-        "browser": firsts.c.browser,
-        "os": firsts.c.os,
-        "device": firsts.c.device,
-        "country": firsts.c.country,
-        "entry": landing.c.path,
-        "utm_source": landing.c.utm_source,
-        "utm_medium": landing.c.utm_medium,
-        "utm_campaign": landing.c.utm_campaign,
-        # A visit with an entry page view and no referrer came direct; one without any page
-        # view has no referrer at all.
-        "referrer": case(
-            (landing.c.visit.is_(None), None),
-            else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
-        ),
-    }
-    return (
-        select(firsts.c.visit)
-        .select_from(firsts.outerjoin(landing, landing.c.visit == firsts.c.visit))
-        .where(
-            firsts.c.nth == 1,
-            *(_match(columns[c.dimension], c) for c in segment.visit_conditions),
-        )
-    )
+    return select(entries).where(entries.c.nth == 1).subquery("seg_landing")
+
+
+def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
+    """The matching visits' keys, computed once per request and kept for its other queries.
+
+    On PostgreSQL, inside a request: a page runs a dozen metrics over the same segment and
+    period, and finding the visits (window functions over the period's events) is the costly
+    part. Elsewhere (SQLite, scripts) None: the caller embeds the query itself.
+    """
+    if not has_request_context() or dialect() != "postgresql":
+        return None
+    cache = g.setdefault("segment_visits", {})
+    key = (segment, scope.site.id, scope.start, scope.end)
+    if key not in cache:
+        cache[key] = list(db.session.execute(matching_visits(segment, scope)).scalars())
+    return cache[key]
 
 
 def clauses(segment: Segment, scope: Any, ev: FromClause) -> list[ColumnElement]:
     """WHERE conditions on `ev` that keep only what the segment keeps."""
     found = [_event_clause(ev, c) for c in segment.event_conditions]
     if segment.visit_conditions:
-        found.append(visit(ev).in_(matching_visits(segment, scope)))
+        keys = _visit_keys(segment, scope)
+        if keys is None:
+            found.append(visit(ev).in_(matching_visits(segment, scope)))
+        else:
+            found.append(visit(ev) == any_(literal(keys, ARRAY(String))))
     return [and_(*found)] if found else []
