@@ -323,3 +323,27 @@ def test_a_page_finds_the_visits_once_and_counts_the_same(app, seeded):
         else:
             assert cached == {}
     assert int(plain.set_index("metric")["value"]["pageviews"]) == 2  # "/" of s1 and s4
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"referrer": "search.example", "name": "pageview"},
+        {"country": "!FR", "prop.plan": "pro", "path": "/,/blog"},
+        {"entry": "/", "utm_source": "!news", "item": "rsa", "source": "tracker"},
+    ],
+)
+def test_every_page_and_csv_answers_under_filters(client, seeded, query):
+    """No page or CSV breaks under visit-level, event-level and property filters together."""
+    from analytics.views.dashboard import NEEDS_EVENT, TABLES
+
+    client = logged_in(client)
+    base = {"site": seeded.public_id, "start": "2026-03-02", "end": "2026-03-08", **query}
+    for path in ("/overview", "/live", "/actions", "/actions/pageview", "/lists", "/events"):
+        res = client.get(path, query_string=base)
+        assert res.status_code == 200, (path, res.status_code)
+    for table in TABLES:
+        extra = {"event": "pageview"} if table in NEEDS_EVENT else {}
+        res = client.get(f"/csv/{table}.csv", query_string={**base, **extra})
+        assert res.status_code == 200, (table, res.status_code)
+    assert client.get("/live.json", query_string=base).status_code == 200
