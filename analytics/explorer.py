@@ -38,6 +38,7 @@ EVENT_COLUMNS = (
     "browser",
     "os",
     "device",
+    "country",
     "item_id",
     "item_position",
     "list_size",

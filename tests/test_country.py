@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 
 import pytest
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from analytics.extensions import db
 from analytics.ingest.country import lookup
 from analytics.models import Category, Event
+from tests.accounts import logged_in
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -154,3 +157,20 @@ def test_no_column_holds_the_address(client, site):
     row = db.session.execute(sa.select(Event.__table__)).mappings().one()
     assert row["country"] == "GB"
     assert not any(GB_V4 in str(value) for value in row.values())
+
+
+def test_the_country_shows_in_the_explorer_and_the_raw_export(client, site):
+    client.post(
+        "/api/events",
+        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
+        headers={"User-Agent": CHROME},
+        environ_base={"REMOTE_ADDR": GB_V4},
+    )
+    client = logged_in(client)
+    rows = list(csv.DictReader(io.StringIO(
+        client.get("/export/events.csv", query_string={"site": site.public_id, "period": "all"})
+        .get_data(as_text=True)
+    )))  # fmt: skip
+    assert [row["country"] for row in rows] == ["GB"]
+    page = client.get("/events", query_string={"site": site.public_id, "period": "all"})
+    assert "GB" in page.get_data(as_text=True)
