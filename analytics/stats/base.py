@@ -46,13 +46,19 @@ def visit(ev: FromClause) -> ColumnElement:
     return func.coalesce(ev.c.session_id, ev.c.visitor_id)
 
 
-def scoped(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
-    """Restrict a SELECT on `ev` to the filters' site, [start, end) period and segment."""
+def in_range(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
+    """Restrict a SELECT on `ev` to the filters' site and [start, end) period only."""
     stmt = stmt.where(ev.c.site_id == filters.site.id)
     if filters.start is not None:
         stmt = stmt.where(ev.c.occurred_at >= filters.start)
     if filters.end is not None:
         stmt = stmt.where(ev.c.occurred_at < filters.end)
+    return stmt
+
+
+def scoped(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
+    """Restrict a SELECT on `ev` to the filters' site, [start, end) period and segment."""
+    stmt = in_range(stmt, filters, ev)
     segment = getattr(filters, "segment", None)
     if segment:
         from .segment import clauses  # it builds on `visit`, defined here

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..segments import DIRECT, Condition, Segment
 from ..vocabulary import PAGEVIEW
-from .base import EVENTS, visit
+from .base import EVENTS, in_range, visit
 from .dialect import dialect, url_host
 
 _EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "source",
@@ -59,42 +59,31 @@ def _event_clause(ev: FromClause, condition: Condition) -> ColumnElement:
     return _match(column, condition)
 
 
-def _in_scope(stmt: Any, ev: FromClause, scope: Any) -> Any:
-    stmt = stmt.where(ev.c.site_id == scope.site.id, visit(ev).isnot(None))
-    if scope.start is not None:
-        stmt = stmt.where(ev.c.occurred_at >= scope.start)
-    if scope.end is not None:
-        stmt = stmt.where(ev.c.occurred_at < scope.end)
-    return stmt
+def _first_per_visit(
+    name: str, scope: Any, columns: tuple[str, ...], event: str | None = None
+) -> Any:
+    """Each visit's first event in the site and period (by time, then id), or its first event
+    named `event`: a subquery of `visit` and `columns`."""
+    ev = EVENTS.alias(name)
+    nth = func.row_number().over(partition_by=visit(ev), order_by=(ev.c.occurred_at, ev.c.id))
+    stmt = select(visit(ev).label("visit"), *(ev.c[c] for c in columns), nth.label("nth"))
+    stmt = stmt.where(visit(ev).isnot(None))
+    if event is not None:
+        stmt = stmt.where(ev.c.name == event)
+    ranked = in_range(stmt, scope, ev).subquery(f"{name}_ranked")
+    return select(ranked).where(ranked.c.nth == 1).subquery(name + "_first")
 
 
 def matching_visits(segment: Segment, scope: Any) -> Any:
-    """SELECT of the visit keys in the scope that every visit-level condition keeps."""
-    first = EVENTS.alias("seg_first")
-    nth = func.row_number().over(
-        partition_by=visit(first), order_by=(first.c.occurred_at, first.c.id)
-    )
-    firsts = _in_scope(
-        select(
-            visit(first).label("visit"),
-            first.c.browser,
-            first.c.os,
-            first.c.device,
-            first.c.country,
-            nth.label("nth"),
-        ),
-        first,
-        scope,
-    ).subquery("seg_firsts")
-    columns: dict[str, ColumnElement] = {
-        "browser": firsts.c.browser,
-        "os": firsts.c.os,
-        "device": firsts.c.device,
-        "country": firsts.c.country,
-    }
+    """SELECT of the visit keys in the scope that every visit-level condition keeps: judged by
+    the visit's first event (browser, os, device, country) or its entry page view (the rest)."""
+    own = ("browser", "os", "device", "country")
+    firsts = _first_per_visit("seg_first", scope, own)
+    columns: dict[str, ColumnElement] = {name: firsts.c[name] for name in own}
     source: Any = firsts
     if any(c.dimension not in columns for c in segment.visit_conditions):
-        landing = _landings(scope)
+        entry_columns = ("path", "referrer", "utm_source", "utm_medium", "utm_campaign")
+        landing = _first_per_visit("seg_entry", scope, entry_columns, PAGEVIEW)
         source = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
         columns |= {
             "entry": landing.c.path,
@@ -108,36 +97,9 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
                 else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
             ),
         }
-    return (
-        select(firsts.c.visit)
-        .select_from(source)
-        .where(
-            firsts.c.nth == 1,
-            *(_match(columns[c.dimension], c) for c in segment.visit_conditions),
-        )
+    return select(firsts.c.visit).select_from(source).where(
+        *(_match(columns[c.dimension], c) for c in segment.visit_conditions)
     )
-
-
-def _landings(scope: Any) -> Any:
-    """Each visit's entry page view in the scope (the first, by time then id)."""
-    entry = EVENTS.alias("seg_entry")
-    nth = func.row_number().over(
-        partition_by=visit(entry), order_by=(entry.c.occurred_at, entry.c.id)
-    )
-    entries = _in_scope(
-        select(
-            visit(entry).label("visit"),
-            entry.c.path,
-            entry.c.referrer,
-            entry.c.utm_source,
-            entry.c.utm_medium,
-            entry.c.utm_campaign,
-            nth.label("nth"),
-        ).where(entry.c.name == PAGEVIEW),
-        entry,
-        scope,
-    ).subquery("seg_entries")
-    return select(entries).where(entries.c.nth == 1).subquery("seg_landing")
 
 
 def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
