@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -377,21 +378,56 @@ def test_cli_status_rebuild_and_refresh(app, site, runner):
     assert "no site" in runner.invoke(args=["rollups", "rebuild", "--site", "nope"]).output
 
 
-@pytest.mark.parametrize("app_config", [{"TESTING": False, "ROLLUP_INTERVAL": 0.2}])
+def _wait_for(condition, seconds: float = 20) -> bool:
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {"TESTING": False, "ROLLUP_INTERVAL": 0.2},
+        {"TESTING": False, "ROLLUP_INTERVAL": 0.2, "ROLLUP_PROCESS": False},
+    ],
+    ids=["child-process", "thread"],
+)
 def test_each_process_refreshes_in_the_background(app, client, site):
-    """No extra process: the first request starts the thread; queued days get built."""
+    """No extra command: the first request starts the refresher; queued days get built."""
     store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
     assert count(RollupQueue) == 1
     try:
         client.get("/healthz")
-        deadline = time.time() + 10
-        while count(RollupQueue) and time.time() < deadline:
-            time.sleep(0.1)
-        assert count(RollupQueue) == 0
+        assert _wait_for(lambda: count(RollupQueue) == 0)
         assert any(t.name == "rollup-refresher" for t in threading.enumerate())
+        assert len(background._children) == (1 if app.config["ROLLUP_PROCESS"] else 0)
     finally:
         background.stop(app)
     assert not any(t.name == "rollup-refresher" for t in threading.enumerate())
+    assert background._children == []
+
+
+@pytest.mark.parametrize("app_config", [{"TESTING": False, "ROLLUP_INTERVAL": 0.2}])
+def test_a_refresher_process_that_dies_is_started_again(app, client, site):
+    """The child is lowered with nice, named for `top`, replaced when killed, and ended by
+    `stop` (as at a worker's exit)."""
+    client.get("/healthz")
+    try:
+        assert _wait_for(lambda: len(background._children) == 1)
+        first = background._children[0]
+        assert _wait_for(lambda: Path(f"/proc/{first.pid}/comm").read_text().strip()
+                         == "rollup-refresh")
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, first.pid) >= min(19, own + 10)
+        first.kill()
+        assert _wait_for(lambda: background._children and background._children[0] is not first)
+        store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
+        assert _wait_for(lambda: count(RollupQueue) == 0)
+        second = background._children[0]
+    finally:
+        background.stop(app)
+    assert second.poll() is not None and background._children == []
 
 
 def test_a_process_that_ends_frees_the_lease(app, site):

@@ -1,27 +1,37 @@
-"""The refresher thread each app process runs, so that `make run` needs no extra process.
+"""The refresher each app process keeps running, so that `make run` needs no extra command.
 
 Every process tries every ROLLUP_INTERVAL seconds; the lease lets one of them work at a time
 (across nodes too), so more processes add no work, only a spare when one dies.
+
+By default the work runs in a child process (process.py) at a lower CPU priority, which a thread
+of this process starts and restarts if it dies: a round's burst then no longer holds the request
+threads' GIL. ROLLUP_PROCESS=0, or a database only this process can see (in-memory SQLite), keeps
+the rounds in the thread itself.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from flask import Flask
 
 from ..extensions import db
+from .process import PARENT_ENV, name_native_thread
 
 log = logging.getLogger(__name__)
-_started: set[int] = set()
+THREAD_NAME = "rollup-refresher"
 _lock = threading.Lock()
+_children: list[subprocess.Popen] = []
 
 
 def init_app(app: Flask) -> None:
-    """Start the thread with the first request (after gunicorn has forked the worker)."""
+    """Start the refresher with the first request (after gunicorn has forked the worker)."""
     interval = float(app.config.get("ROLLUP_INTERVAL", 0))
     if interval <= 0 or app.testing or not app.config.get("ROLLUPS", True):
         return
@@ -30,34 +40,41 @@ def init_app(app: Flask) -> None:
 
 
 def ensure_started(app: Flask) -> None:
-    """Start this process's refresher thread unless it runs (or `init_app` chose none).
+    """Start this process's refresher unless it runs (or `init_app` chose none).
 
     Called by every request, including the ingest posts served without Flask's hooks.
     """
-    if id(app) in _started:
+    if app.extensions.get("rollup_refresher_started"):
         return
     stop_event = app.extensions.get("rollup_refresher")
     if stop_event is None:
         return
     with _lock:
-        if id(app) not in _started:
-            _started.add(id(app))
-            interval = float(app.config["ROLLUP_INTERVAL"])
+        if not app.extensions.get("rollup_refresher_started"):
+            app.extensions["rollup_refresher_started"] = True
+            target = _supervise if in_child_process(app) else _run
             thread = threading.Thread(
-                target=_run, args=(app, interval, stop_event), name="rollup-refresher", daemon=True
+                target=target, args=(app, stop_event), name=THREAD_NAME, daemon=True
             )
             thread.start()
+            atexit.register(stop, app)
             atexit.register(release_on_exit, app)
 
 
+def in_child_process(app: Flask) -> bool:
+    uri = str(app.config["SQLALCHEMY_DATABASE_URI"])
+    in_memory = uri.startswith("sqlite") and (":memory:" in uri or uri.rstrip("/") == "sqlite:")
+    return bool(app.config.get("ROLLUP_PROCESS", True)) and not in_memory
+
+
 def stop(app: Flask) -> None:
-    """End this app's refresher thread after its current round (tests, a clean shutdown)."""
+    """End this app's refresher after its current round (tests, a clean shutdown)."""
     event = app.extensions.get("rollup_refresher")
     if event is not None:
         event.set()
     for thread in threading.enumerate():
-        if thread.name == "rollup-refresher":
-            thread.join(timeout=10)
+        if thread.name == THREAD_NAME and thread is not threading.current_thread():
+            thread.join(timeout=15)
 
 
 def release_on_exit(app: Flask) -> None:
@@ -75,25 +92,66 @@ def release_on_exit(app: Flask) -> None:
         log.warning("could not free the rollup lease at exit", exc_info=True)
 
 
-def _name_native_thread(name: bytes) -> None:
-    """Give the thread an OS-level name (Linux), so `top -H`, `ps -L` and the benchmark's CPU
-    split (bench/cpu.py) can tell the refresher's CPU from the request threads'."""
-    try:
-        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):  # not Linux: the name is only a convenience
-        pass
-
-
-def _run(app: Flask, interval: float, stop_event: threading.Event) -> None:
+def refresh_round(app: Flask) -> None:
+    """One round: whatever is queued, if this process gets the lease. Never raises: a database
+    outage must not end the refresher."""
     from .refresh import refresh
 
-    _name_native_thread(b"rollup-refresh")
+    with app.app_context():
+        try:
+            refresh()
+        except Exception:
+            log.exception("rollup refresh failed; retrying next round")
+        finally:
+            db.session.remove()
 
+
+def _run(app: Flask, stop_event: threading.Event) -> None:
+    """The rounds in this thread (ROLLUP_PROCESS=0)."""
+    name_native_thread(b"rollup-refresh")
+    interval = float(app.config["ROLLUP_INTERVAL"])
     while not stop_event.wait(interval):
-        with app.app_context():
+        refresh_round(app)
+
+
+def _child_environment(app: Flask) -> dict[str, str]:
+    """The child builds its app from the environment: hand it this app's database and the
+    settings a refresh reads, whether they came from the environment or from a config mapping."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+        "SECRET_KEY": str(app.secret_key),
+        "ROLLUP_INTERVAL": str(app.config["ROLLUP_INTERVAL"]),
+        "ROLLUP_NICE": str(app.config.get("ROLLUP_NICE", 10)),
+        "DEMO": "0",
+        PARENT_ENV: str(os.getpid()),
+        "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
+    }
+
+
+def _supervise(app: Flask, stop_event: threading.Event) -> None:
+    """Keep one refresher child running until `stop`; restart it (after a pause) if it dies."""
+    interval = float(app.config["ROLLUP_INTERVAL"])
+    with app.app_context():
+        env = _child_environment(app)
+    while not stop_event.is_set():
+        child = subprocess.Popen(
+            [sys.executable, "-m", "analytics.rollups.process"], env=env, stdin=subprocess.DEVNULL
+        )
+        _children.append(child)
+        while child.poll() is None and not stop_event.wait(1):
+            pass
+        if child.poll() is None:  # asked to stop: let the round in progress finish
+            child.terminate()
             try:
-                refresh()
-            except Exception:  # a database outage must not end the thread
-                log.exception("rollup refresh failed; retrying in %s s", interval)
-            finally:
-                db.session.remove()
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            _children.remove(child)
+            return
+        _children.remove(child)
+        log.warning("rollup refresher process exited with %s; restarting it", child.returncode)
+        stop_event.wait(interval)
