@@ -526,3 +526,13 @@ def test_a_refresher_that_loses_its_lease_stops_and_requeues(app, site, monkeypa
     assert rollups.refresh() == 1
     queued = {d for (d,) in db.session.execute(sa.select(RollupQueue.day).distinct())}
     assert len(queued) == 3  # two never done, and the done one queued again for its month
+
+
+def test_a_refresh_asked_to_stop_ends_between_rounds_and_frees_the_lease(app, site):
+    """A refresher told to end (SIGTERM at a worker's exit) leaves the queue for the next one."""
+    store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
+    assert rollups.refresh(stopping=lambda: True) == 0
+    assert count(RollupQueue) == 1
+    assert rollups.acquire_lease("another-node")
+    rollups.release_lease("another-node")
+    assert rollups.refresh() == 1 and count(RollupQueue) == 0

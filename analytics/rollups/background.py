@@ -14,15 +14,18 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
 
 from ..extensions import db
-from .process import PARENT_ENV, name_native_thread
+from .process import HOLDER_ENV, PARENT_ENV, name_native_thread
 
 log = logging.getLogger(__name__)
 THREAD_NAME = "rollup-refresher"
@@ -77,29 +80,32 @@ def stop(app: Flask) -> None:
             thread.join(timeout=15)
 
 
-def release_on_exit(app: Flask) -> None:
-    """Free the lease if this process holds it, as the process ends (gunicorn runs this in a
-    worker it stops or restarts): a refresh cut short rolls back whole and stays queued, and the
-    next process need not wait for the lease to expire (5 minutes without rollups, at every
-    deploy)."""
+def release_on_exit(app: Flask, holder: str | None = None) -> None:
+    """Free the lease if this process (or its ended child `holder`) holds it, as the process
+    ends (gunicorn runs this in a worker it stops or restarts): a refresh cut short rolls back
+    whole and stays queued, and the next process need not wait for the lease to expire
+    (5 minutes without rollups, at every deploy)."""
     from .refresh import release_lease
 
     try:
         with app.app_context():
-            release_lease(refreshed=False)
+            if holder is None:
+                release_lease(refreshed=False)
+            else:
+                release_lease(holder, refreshed=False)
             db.session.remove()
     except Exception:  # the database may be gone too; the lease then simply expires
         log.warning("could not free the rollup lease at exit", exc_info=True)
 
 
-def refresh_round(app: Flask) -> None:
+def refresh_round(app: Flask, stopping: Callable[[], bool] = lambda: False) -> None:
     """One round: whatever is queued, if this process gets the lease. Never raises: a database
     outage must not end the refresher."""
     from .refresh import refresh
 
     with app.app_context():
         try:
-            refresh()
+            refresh(stopping=stopping)
         except Exception:
             log.exception("rollup refresh failed; retrying next round")
         finally:
@@ -114,7 +120,7 @@ def _run(app: Flask, stop_event: threading.Event) -> None:
         refresh_round(app)
 
 
-def _child_environment(app: Flask) -> dict[str, str]:
+def _child_environment(app: Flask, holder: str) -> dict[str, str]:
     """The child builds its app from the environment: hand it this app's database and the
     settings a refresh reads, whether they came from the environment or from a config mapping."""
     package_root = str(Path(__file__).resolve().parents[2])
@@ -127,6 +133,7 @@ def _child_environment(app: Flask) -> dict[str, str]:
         "ROLLUP_NICE": str(app.config.get("ROLLUP_NICE", 10)),
         "DEMO": "0",
         PARENT_ENV: str(os.getpid()),
+        HOLDER_ENV: holder,
         "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
     }
 
@@ -134,8 +141,9 @@ def _child_environment(app: Flask) -> dict[str, str]:
 def _supervise(app: Flask, stop_event: threading.Event) -> None:
     """Keep one refresher child running until `stop`; restart it (after a pause) if it dies."""
     interval = float(app.config["ROLLUP_INTERVAL"])
+    holder = f"{socket.gethostname()[:30]}:{os.getpid()}:child:{secrets.token_hex(4)}"
     with app.app_context():
-        env = _child_environment(app)
+        env = _child_environment(app, holder)
     while not stop_event.is_set():
         child = subprocess.Popen(
             [sys.executable, "-m", "analytics.rollups.process"], env=env, stdin=subprocess.DEVNULL
@@ -151,7 +159,9 @@ def _supervise(app: Flask, stop_event: threading.Event) -> None:
                 child.kill()
                 child.wait()
             _children.remove(child)
+            release_on_exit(app, holder)  # a killed child could not free the lease itself
             return
         _children.remove(child)
+        release_on_exit(app, holder)
         log.warning("rollup refresher process exited with %s; restarting it", child.returncode)
         stop_event.wait(interval)

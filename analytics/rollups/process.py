@@ -21,6 +21,7 @@ import threading
 
 log = logging.getLogger(__name__)
 PARENT_ENV = "ROLLUP_PARENT_PID"
+HOLDER_ENV = "ROLLUP_HOLDER"  # the lease holder name refresh.py takes: the parent can free it
 _PR_SET_PDEATHSIG = 1
 
 
@@ -60,7 +61,7 @@ def main() -> None:
     interval = float(app.config["ROLLUP_INTERVAL"])
     try:
         while not stop.wait(interval) and os.getppid() == parent:
-            refresh_round(app)
+            refresh_round(app, stopping=stop.is_set)
     finally:
         release_on_exit(app)
 

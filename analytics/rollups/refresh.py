@@ -75,7 +75,11 @@ LOCAL = "rollup_local_events"  # the temporary table of one day's day-local even
 
 # --- the lease --------------------------------------------------------------------------------
 
-_HOLDER = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+# A refresher child is named by its parent (ROLLUP_HOLDER), which frees the lease if it kills it.
+_HOLDER = (
+    os.environ.get("ROLLUP_HOLDER")
+    or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+)
 
 
 def acquire_lease(holder: str = _HOLDER, seconds: float = LEASE_SECONDS) -> bool:
@@ -132,10 +136,12 @@ def refresh(
     site_id: int | None = None,
     progress: Callable[[int], None] | None = None,
     max_rounds: int = 10,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
     """Recompute every queued day (of one site, or all) under the lease; return days done.
 
-    Returns -1 when another process holds the lease (it is doing this work already).
+    Returns -1 when another process holds the lease (it is doing this work already). Ends
+    early, between two rounds, once `stopping()` is true (the process is asked to end).
     """
     if not acquire_lease():
         return -1
@@ -144,7 +150,7 @@ def refresh(
     try:
         for _ in range(max_rounds):
             pairs = [pair for pair in queued_days(site_id) if pair not in failed]
-            if not pairs:
+            if not pairs or stopping():
                 break
             for site, day in pairs:
                 _presence_only(site, day)
