@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import subprocess
 import threading
 import time
 import urllib.request
@@ -54,7 +55,18 @@ def settle(base_url: str, url: str, timeout: float = 120.0) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         while conn.execute("SELECT count(*) FROM rollup_queue").fetchone()[0]:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the rollup queue was not empty after {timeout:.0f} s")
+                queued = conn.execute("SELECT count(*) FROM rollup_queue").fetchone()[0]
+                lease = conn.execute(
+                    "SELECT holder, expires_at - now(), refreshed_at FROM rollup_leases"
+                ).fetchall()
+                refreshers = subprocess.run(
+                    ["ps", "-o", "pid,ppid,etime,time,args", "-C", "rollup-refresh"],
+                    capture_output=True, text=True, check=False,
+                ).stdout  # fmt: skip
+                raise RuntimeError(
+                    f"the rollup queue was not empty after {timeout:.0f} s: {queued} rows, "
+                    f"lease {lease}, refresher processes:\n{refreshers}"
+                )
             time.sleep(0.5)
 
 

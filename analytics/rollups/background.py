@@ -151,10 +151,10 @@ def _supervise(app: Flask, stop_event: threading.Event) -> None:
         _children.append(child)
         while child.poll() is None and not stop_event.wait(1):
             pass
-        if child.poll() is None:  # asked to stop: let the round in progress finish
+        if child.poll() is None:  # asked to stop: SIGTERM makes the child drop its round
             child.terminate()
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=10)  # the statement in flight ends first
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()

@@ -8,7 +8,7 @@ threads their interpreter and the cores first; PostgreSQL's share of the round i
 
 Run as `python -m analytics.rollups.process`; the parent passes the database and settings in
 the environment. It ends when its parent does (Linux's parent-death signal, and a check of the
-parent's pid each round), or on SIGTERM after the round in progress.
+parent's pid each round), or on SIGTERM, abandoning the round in progress.
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ def _die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
+def _end(stop: threading.Event) -> None:
+    """SIGTERM: end now, not after the round. The round's transaction rolls back (its days stay
+    queued for the next holder) and `refresh` frees the lease on its way out, so a stopped or
+    restarted server never leaves the lease held by a process that is still finishing work."""
+    stop.set()
+    raise SystemExit(0)
+
+
 def main() -> None:
     parent = int(os.environ.get(PARENT_ENV, os.getppid()))
     if not _die_with_parent(parent):
@@ -50,8 +58,8 @@ def main() -> None:
     name_native_thread(b"rollup-refresh")
     os.nice(int(os.environ.get("ROLLUP_NICE", 10)))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: _end(stop))
+    signal.signal(signal.SIGINT, lambda *_: _end(stop))
 
     from .. import create_app
     from .background import refresh_round, release_on_exit
