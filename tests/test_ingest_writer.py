@@ -179,3 +179,32 @@ def test_a_failed_group_fails_every_request_in_it_and_stores_nothing(app, make_s
     assert keys == ["first", "warm"]  # the kept site's warm-up; nothing of the failed group
     # The writer goes on: the next request is a group of its own and succeeds.
     assert post(app, event(kept_id, "after"))[0] == 202
+
+
+def test_a_batch_stores_every_column_as_a_lone_row_does(app, site):
+    """The JSON statement of a batch and the VALUES of a lone row store the same values: quotes,
+    backslashes and non-ASCII text, nested properties, ids, and an offset time as UTC."""
+    from analytics.extensions import db
+    from analytics.ingest.writer import event_row, store_events
+
+    when = dt.datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    fields = dict(
+        site_id=site.id, name="pageview", source="api", path='/a "b" \\c/é', url="https://x.org/é?q=1",
+        referrer="https://ref.example/", session_id="s-1", visitor_id="v" * 16, browser="Chrome",
+        country="FR", item_id="RSA", occurred_at=when, received_at=when,
+        props={"nested": {"list": [1, 2.5, None, "ü"]}, "flag": True, "quote": '"'},
+    )
+    lone, pair = event_row(**fields), [event_row(**fields), event_row(**fields)]
+    for i, row in enumerate([lone, *pair]):
+        row["dedupe_key"] = f"k{i}"
+    assert store_events([lone]) == 1 and store_events(pair) == 2
+    stored = db.session.execute(
+        sa.select(Event).where(Event.id.in_([r["id"] for r in [lone, *pair]]))
+    ).scalars().all()
+    assert len(stored) == 3
+    columns = [c.name for c in Event.__table__.columns if c.name not in {"id", "dedupe_key"}]
+    shapes = {tuple(repr(getattr(e, c)) for c in columns) for e in stored}
+    assert len(shapes) == 1
+    utc = dt.datetime(2026, 3, 1, 10, 30, 15, 123456)
+    assert stored[0].occurred_at == stored[0].received_at == utc
+    assert stored[0].props == fields["props"] and stored[0].path == fields["path"]

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> list[Table]:
             f"p99 < {P99_TARGET * 1000:.0f} ms: "
             + table.target(f"p99 at 80 % of max, {label}", run_.p99 < P99_TARGET),
         )
-    for form in ("executemany", "unnest"):
+    for form in ("executemany", "json"):
         rate = found[f"{form}_rate"]
         table.add(f"bare psycopg {form}, {ingest.BATCH}-row batches", "-", count(rate),
                   "-", "-", "-", "-", "-")  # fmt: skip
