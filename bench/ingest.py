@@ -112,14 +112,16 @@ def wrk(
     With `server_pid`, the CPU of each part is sampled over the middle of the run (a second
     trimmed at each end) and returned per request.
     """
+    # "SEQ" -> run-unique-prefix-thread-number: unique across the warm-up and the run too
+    body = case.body.replace("SEQ", uuid.uuid4().hex[:8] + "-SEQ")
+    body = body.replace("RUN8", uuid.uuid4().hex[:8])
     lua = [
         'wrk.method = "POST"',
-        # "SEQ" -> run-unique-prefix-thread-number: unique across the warm-up and the run too
-        f"wrk.body = {json.dumps(case.body.replace('SEQ', uuid.uuid4().hex[:8] + '-SEQ'))}",
+        f"wrk.body = {json.dumps(body)}",
         f'wrk.headers["Content-Type"] = "{case.content_type}"',
         f'wrk.headers["User-Agent"] = "{UA}"',
     ]
-    if "SEQ" in case.body:
+    if "SEQ" in case.body or "HEX12" in case.body:
         lua += [
             "local made = 0",
             "function setup(thread) made = made + 1; thread:set('tid', made) end",
@@ -130,6 +132,8 @@ def wrk(
             "  wrk.headers['X-Forwarded-For'] = '10.' .. tid .. '.' .. math.floor(n / 256) % 256"
             " .. '.' .. n % 256",
             "  local body = wrk.body:gsub('SEQ', tid .. '-' .. n)",
+            # the same as the last 12 hex digits of a UUID (RUN8 is its run-unique first part)
+            "  body = body:gsub('HEX12', string.format('%04x%08x', tid, n))",
             "  return wrk.format(nil, nil, nil, body)",
             "end",
         ]
@@ -246,7 +250,7 @@ def cases(public_id: str) -> list[Case]:
     grouped = {"INGEST_GROUP_COMMIT": "1"}
     benefit = {
         "benefit_id": "RSA",
-        "hash_id": "8e7b1c9a0f3d2e11",
+        "hash_id": "bench-SEQ",  # the recorder's visitor: one per request
         "benefit_index": 3,
         "page_total": 12,
         "event_type": "show",
@@ -262,7 +266,7 @@ def cases(public_id: str) -> list[Case]:
         "_v": 1,
         "timestamp": "2026-01-01T10:00:00.000Z",
         "order": 0,
-        "session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+        "session_id": "RUN8-9137-4e4e-80b5-HEX12",  # a visit per request, as for the others
         "page": "/index.html",
         "action": "load",
         "meta": json.dumps({"title": "Demo", "width": 1280}),
