@@ -55,12 +55,12 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", 10)),
         "LOGIN_WINDOW_SECONDS": float(env.get("LOGIN_WINDOW_SECONDS", 900)),
         # Dashboards read per-day rollups, refreshed every ROLLUP_INTERVAL seconds by each app
-        # process (0: never; run `flask rollups refresh` yourself), in a child process at
-        # `nice` ROLLUP_NICE (ROLLUP_PROCESS=0: in a thread of the app process instead).
+        # process (0: never; run `flask rollups refresh` yourself), in a child process, lowered
+        # by ROLLUP_NICE (ROLLUP_PROCESS=0: in a thread of the app process instead).
         "ROLLUPS": _bool(env.get("ROLLUPS"), default=True),
         "ROLLUP_INTERVAL": float(env.get("ROLLUP_INTERVAL", 10)),
         "ROLLUP_PROCESS": _bool(env.get("ROLLUP_PROCESS"), default=True),
-        "ROLLUP_NICE": int(env.get("ROLLUP_NICE", 10)),
+        "ROLLUP_NICE": int(env.get("ROLLUP_NICE", 0)),
         # Reverse proxies in front: the client address is read from X-Forwarded-For (then hashed).
         "PROXY_COUNT": int(env.get("PROXY_COUNT", 0)),
         # The visitor's country from the address at ingest (bundled data; see ingest/country.py).

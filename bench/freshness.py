@@ -63,9 +63,14 @@ def settle(base_url: str, url: str, timeout: float = 120.0) -> None:
                     ["ps", "-o", "pid,ppid,etime,time,args", "-C", "rollup-refresh"],
                     capture_output=True, text=True, check=False,
                 ).stdout  # fmt: skip
+                working = conn.execute(
+                    "SELECT state, wait_event, now() - xact_start, left(query, 120) "
+                    "FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state <> 'idle' AND pid <> pg_backend_pid()"
+                ).fetchall()
                 raise RuntimeError(
                     f"the rollup queue was not empty after {timeout:.0f} s: {queued} rows, "
-                    f"lease {lease}, refresher processes:\n{refreshers}"
+                    f"lease {lease}, refresher processes:\n{refreshers}\nbackends: {working}"
                 )
             time.sleep(0.5)
 

@@ -408,9 +408,11 @@ def test_each_process_refreshes_in_the_background(app, client, site):
     assert background._children == []
 
 
-@pytest.mark.parametrize("app_config", [{"TESTING": False, "ROLLUP_INTERVAL": 0.2}])
+@pytest.mark.parametrize(
+    "app_config", [{"TESTING": False, "ROLLUP_INTERVAL": 0.2, "ROLLUP_NICE": 10}]
+)
 def test_a_refresher_process_that_dies_is_started_again(app, client, site):
-    """The child is lowered with nice, named for `top`, replaced when killed, and ended by
+    """The child is lowered by ROLLUP_NICE, named for `top`, replaced when killed, and ended by
     `stop` (as at a worker's exit)."""
     client.get("/healthz")
     try:

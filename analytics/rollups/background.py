@@ -3,10 +3,10 @@
 Every process tries every ROLLUP_INTERVAL seconds; the lease lets one of them work at a time
 (across nodes too), so more processes add no work, only a spare when one dies.
 
-By default the work runs in a child process (process.py) at a lower CPU priority, which a thread
-of this process starts and restarts if it dies: a round's burst then no longer holds the request
-threads' GIL. ROLLUP_PROCESS=0, or a database only this process can see (in-memory SQLite), keeps
-the rounds in the thread itself.
+By default the work runs in a child process (process.py), which a thread of this process starts
+and restarts if it dies: a round's burst then no longer holds the request threads' GIL.
+ROLLUP_PROCESS=0, or a database only this process can see (in-memory SQLite), keeps the rounds
+in the thread itself.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _child_environment(app: Flask, holder: str) -> dict[str, str]:
         "DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
         "SECRET_KEY": str(app.secret_key),
         "ROLLUP_INTERVAL": str(app.config["ROLLUP_INTERVAL"]),
-        "ROLLUP_NICE": str(app.config.get("ROLLUP_NICE", 10)),
+        "ROLLUP_NICE": str(app.config.get("ROLLUP_NICE", 0)),
         "DEMO": "0",
         PARENT_ENV: str(os.getpid()),
         HOLDER_ENV: holder,
