@@ -46,7 +46,7 @@ class Freshness:
         return max([0.0, *self.under_load, *self.after_load])
 
 
-def settle(base_url: str, url: str, timeout: float = 120.0) -> None:
+def settle(base_url: str, url: str, timeout: float = 600.0) -> None:
     """Before a sampled run: let the served app's refresher empty the queue of what earlier
     runs left (their servers stopped before refreshing it), so that their wait is not counted
     as this run's lag. A first request starts the refresher thread."""

@@ -8,6 +8,7 @@ few cases are also checked against hand-written SQL.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -239,15 +240,21 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("in_request", [False, True], ids=["script", "request"])
 @pytest.mark.parametrize("query", CASES)
-def test_each_filter_counts_what_a_plain_pass_counts(seeded, query):
+def test_each_filter_counts_what_a_plain_pass_counts(app, seeded, query, in_request):
+    """Outside a request the metrics test each event against the segment; inside one on
+    PostgreSQL they read the request's copy of the kept events. Both equal the oracle."""
     segment = parse_segment(dict(part.split("=", 1) for part in query.split("&")))
     assert segment, query
     expected, pages = oracle(seeded, segment)
-    summary = stats.overview_summary(View(seeded, segment)).set_index("metric")["value"]
+    with app.test_request_context("/") if in_request else contextlib.nullcontext():
+        summary = stats.overview_summary(View(seeded, segment)).set_index("metric")["value"]
+        table = stats.top_pages(View(seeded, segment))
+        copies = g.get("segment_events", {}) if in_request else {}
+        assert len(copies) == (2 if in_request and dialect() == "postgresql" else 0)
     found = {name: int(summary[name]) for name in ("visitors", "visits", "pageviews")}
     assert found == {k: v for k, v in expected.items() if k != "events"}, query
-    table = stats.top_pages(View(seeded, segment))
     assert dict(zip(table["path"], table["pageviews"], strict=True)) == dict(pages), query
 
 

@@ -148,10 +148,19 @@ def use_rollups() -> bool:
 def counts(name: str, filters: Scope) -> pd.DataFrame:
     """A metric's counts over the filters' range: from rollups when they are on, else raw.
 
-    A segmented view is counted from raw events: the rollups hold whole days, unfiltered.
+    A segmented view is counted from raw events: the rollups hold whole days, unfiltered. On
+    PostgreSQL a page copies the events its segment keeps once (`segment_events`), and every
+    metric reads the copy; the reference reads `events` itself.
     """
     found = METRICS[name]
-    if not use_rollups() or getattr(filters, "segment", None):
+    if getattr(filters, "segment", None):
+        if use_rollups():
+            from .segment import segment_events
+
+            if (copied := segment_events(filters)) is not None:
+                return found.counts(copied[1], copied[0])
+        return found.counts(filters, EVENTS)
+    if not use_rollups():
         return found.counts(filters, EVENTS)
     from ..rollups.read import combine
 

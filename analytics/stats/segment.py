@@ -10,6 +10,8 @@ filter also keeps rows and visits that have no value.
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from typing import Any
 
 from flask import g, has_request_context
@@ -22,16 +24,20 @@ from sqlalchemy import (
     any_,
     case,
     cast,
+    column,
     func,
+    insert,
     literal,
     or_,
     select,
+    table,
+    text,
 )
 
 from ..extensions import db
 from ..segments import DIRECT, Condition, Segment
 from ..vocabulary import PAGEVIEW
-from .base import EVENTS, in_range, visit
+from .base import EVENTS, in_range, scoped, visit
 from .dialect import dialect, url_host
 
 _EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "source",
@@ -115,6 +121,37 @@ def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
     key = (segment, scope.site.id, scope.start, scope.end)
     if key not in cache:
         cache[key] = list(db.session.execute(matching_visits(segment, scope)).scalars())
+    return cache[key]
+
+
+def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
+    """The period's events that the scope's segment keeps, copied once per request into a
+    temporary table, with the scope to read it by (the same, segment done): or None outside a
+    request or on SQLite.
+
+    Why: an Overview runs a dozen metrics over the same segment and period; each one scanned the
+    period's events and tested every row against the segment. Now one statement does that, and
+    the metrics read the (smaller, analysed) copy. The table goes with the request's transaction,
+    which is rolled back at its end (a dashboard request writes nothing); its name is unique, so
+    a request that did commit leaves a table no later request can meet.
+    """
+    if not has_request_context() or dialect() != "postgresql":
+        return None
+    from ..rollups.read import SPAN_COLUMNS  # the columns every metric reads
+
+    cache = g.setdefault("segment_events", {})
+    key = (scope.segment, scope.site.id, scope.start, scope.end)
+    if key not in cache:
+        name = f"segment_events_{secrets.token_hex(6)}"
+        columns = ", ".join(SPAN_COLUMNS)
+        db.session.execute(
+            text(f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events WITH NO DATA")
+        )
+        copy = table(name, *(column(c) for c in SPAN_COLUMNS))
+        chosen = scoped(select(*(EVENTS.c[c] for c in SPAN_COLUMNS)), scope)
+        db.session.execute(insert(copy).from_select(list(SPAN_COLUMNS), chosen))
+        db.session.execute(text(f"ANALYZE {name}"))
+        cache[key] = (copy, dataclasses.replace(scope, segment=None))
     return cache[key]
 
 
