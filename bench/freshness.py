@@ -49,7 +49,7 @@ class Freshness:
 def settle(base_url: str, url: str, timeout: float = 600.0) -> None:
     """Before a sampled run: let the served app's refresher empty the queue of what earlier
     runs left (their servers stopped before refreshing it), so that their wait is not counted
-    as this run's lag. A first request starts the refresher thread."""
+    as this run's lag. A first request starts the refresher."""
     urllib.request.urlopen(base_url + "/healthz", timeout=10).close()
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
