@@ -71,7 +71,8 @@ def in_child_process(app: Flask) -> bool:
 
 
 def stop(app: Flask) -> None:
-    """End this app's refresher after its current round (tests, a clean shutdown)."""
+    """End this app's refresher (tests, a clean shutdown): a child drops its round at once, a
+    thread ends after its round."""
     event = app.extensions.get("rollup_refresher")
     if event is not None:
         event.set()
