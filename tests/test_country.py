@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -66,48 +67,40 @@ def countries(source: str) -> list[str | None]:
     )
 
 
+def post_from(client, address: str, body: Any, forwarded: str | None = None):
+    """POST /api/events from `address` (a proxy's, when `forwarded` names the client's)."""
+    headers = {"User-Agent": CHROME} | ({"X-Forwarded-For": forwarded} if forwarded else {})
+    return client.post(
+        "/api/events", data=json.dumps(body), headers=headers, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def pageview(site) -> dict[str, str]:
+    return {"site": site.public_id, "name": "pageview", "path": "/"}
+
+
 def test_native_events_get_the_country_of_the_address(client, site):
     body = [
         {"site": site.public_id, "name": "pageview", "path": "/", "eid": f"e{n}"} for n in range(3)
     ]
-    res = client.post(
-        "/api/events",
-        data=json.dumps(body),
-        headers={"User-Agent": CHROME},
-        environ_base={"REMOTE_ADDR": FR_V6},
-    )
+    res = post_from(client, FR_V6, body)
     assert res.status_code == 202, res.json
     assert countries("api") == ["FR"] * 3
-    res = client.post(
-        "/api/events",
-        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
-        headers={"User-Agent": CHROME},
-        environ_base={"REMOTE_ADDR": "192.168.0.10"},
-    )
+    res = post_from(client, "192.168.0.10", pageview(site))
     assert res.status_code == 202
     assert sorted(countries("api"), key=lambda c: c or "") == [None, "FR", "FR", "FR"]
 
 
 @pytest.mark.parametrize("app_config", [{"PROXY_COUNT": 1}])
 def test_behind_a_proxy_the_forwarded_address_counts(client, site):
-    res = client.post(
-        "/api/events",
-        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
-        headers={"User-Agent": CHROME, "X-Forwarded-For": GB_V4},
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-    )
+    res = post_from(client, "127.0.0.1", pageview(site), forwarded=GB_V4)
     assert res.status_code == 202
     assert countries("api") == ["GB"]
 
 
 @pytest.mark.parametrize("app_config", [{"COUNTRY_LOOKUP": False}])
 def test_the_lookup_can_be_switched_off(client, site):
-    res = client.post(
-        "/api/events",
-        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
-        headers={"User-Agent": CHROME},
-        environ_base={"REMOTE_ADDR": GB_V4},
-    )
+    res = post_from(client, GB_V4, pageview(site))
     assert res.status_code == 202
     assert countries("api") == [None]
 
@@ -148,24 +141,14 @@ def test_legacy_endpoints_get_a_country_too(app, client):
 
 def test_no_column_holds_the_address(client, site):
     """The address gives a country and a hashed visitor id; it is stored nowhere."""
-    client.post(
-        "/api/events",
-        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
-        headers={"User-Agent": CHROME},
-        environ_base={"REMOTE_ADDR": GB_V4},
-    )
+    post_from(client, GB_V4, pageview(site))
     row = db.session.execute(sa.select(Event.__table__)).mappings().one()
     assert row["country"] == "GB"
     assert not any(GB_V4 in str(value) for value in row.values())
 
 
 def test_the_country_shows_in_the_explorer_and_the_raw_export(client, site):
-    client.post(
-        "/api/events",
-        data=json.dumps({"site": site.public_id, "name": "pageview", "path": "/"}),
-        headers={"User-Agent": CHROME},
-        environ_base={"REMOTE_ADDR": GB_V4},
-    )
+    post_from(client, GB_V4, pageview(site))
     client = logged_in(client)
     rows = list(csv.DictReader(io.StringIO(
         client.get("/export/events.csv", query_string={"site": site.public_id, "period": "all"})
