@@ -147,6 +147,70 @@ def test_max_age_is_configurable(client, site, app):
     assert post(client, {"site": site.public_id, "name": "pv", "ts": old}).status_code == 202
 
 
+def epoch_ms(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def test_an_age_alone_dates_the_event_by_the_server_clock(client, site):
+    res = post(client, {"site": site.public_id, "name": "pv", "age": 90_000})
+    assert res.status_code == 202, res.json
+    [event] = stored()
+    assert abs(event.occurred_at - (utcnow() - dt.timedelta(seconds=90))) < dt.timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("offset_minutes", [60, 6, -60, -6])
+def test_a_wrong_visitor_clock_is_corrected_by_the_age(client, site, offset_minutes):
+    """The tracker sends `ts` by the visitor's clock and `age`: a clock an hour (or 6 minutes)
+    ahead or behind would put the event outside the accepted window; corrected, it lands now."""
+    wrong = utcnow() + dt.timedelta(minutes=offset_minutes)
+    body = {"site": site.public_id, "name": "pv", "eid": "p.1", "ts": epoch_ms(wrong), "age": 0}
+    assert post(client, body).status_code == 202
+    [event] = stored()
+    assert abs(event.occurred_at - utcnow()) < dt.timedelta(seconds=35)
+
+
+def test_a_resend_with_a_later_age_keeps_the_time_and_is_stored_once(client, site):
+    """Later, the same event comes again: same ts, a larger age, and another network delay. Its
+    time must be the same to the microsecond, or the database would store it twice."""
+    made = utcnow() - dt.timedelta(milliseconds=1234)
+    first = {"site": site.public_id, "name": "pv", "eid": "p.2", "ts": epoch_ms(made), "age": 1234}
+    assert post(client, first).json == {"accepted": 1}
+    waited = int((utcnow() - made).total_seconds() * 1000)
+    again = dict(first, age=waited - 700)  # this time the request took 0.7 s to arrive
+    assert post(client, again).json == {"accepted": 1, "duplicates": 1}
+    [event] = stored()
+    assert event.occurred_at == dt.datetime.fromtimestamp(
+        epoch_ms(made) / 1000, dt.UTC
+    ).replace(tzinfo=None), "a right clock (off by a network delay) is not moved"
+
+
+def test_sender_time_rounds_the_clock_error_to_the_minute():
+    from analytics.ingest.schema import sender_time
+
+    now = dt.datetime(2026, 5, 1, 12, 0, 0)
+    ts = dt.datetime(2026, 5, 1, 13, 0, 10)  # an hour and 10 s ahead, made 2 s ago
+    assert sender_time(ts, 2000, now) == dt.datetime(2026, 5, 1, 12, 0, 10)
+    assert sender_time(None, 2000, now) == dt.datetime(2026, 5, 1, 11, 59, 58)
+    assert sender_time(now, 29_000, now) == now  # 29 s: a delay, not a clock error
+    # The same event resent 4 minutes later by an hour-fast clock: the same time again.
+    later = now + dt.timedelta(minutes=4, milliseconds=350)
+    assert sender_time(ts, 2000 + 240_000, later) == dt.datetime(2026, 5, 1, 12, 0, 10)
+
+
+@pytest.mark.parametrize("age", [-1, 1.5, "5", True, 8 * 24 * 3600 * 1000])
+def test_a_bad_age_is_refused_on_its_field(client, site, age):
+    res = post(client, {"site": site.public_id, "name": "pv", "age": age})
+    assert res.status_code == 400
+    assert res.json["rejected"][0]["errors"][0]["field"] == "age"
+
+
+def test_an_age_older_than_the_window_is_refused_on_ts(client, site, app):
+    app.config["MAX_EVENT_AGE_DAYS"] = 1
+    res = post(client, {"site": site.public_id, "name": "pv", "age": 2 * 24 * 3600 * 1000})
+    assert res.status_code == 400
+    assert res.json["rejected"][0]["errors"][0]["field"] == "ts"
+
+
 def test_batch_reports_rejected_items_and_stores_the_rest(client, site):
     batch = [
         {"site": site.public_id, "name": "a"},

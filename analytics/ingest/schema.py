@@ -50,6 +50,29 @@ def parse_timestamp(value: Any) -> dt.datetime:
     raise ValueError("must be an ISO 8601 string or epoch milliseconds")
 
 
+MAX_AGE_MS = 7 * 24 * 3600 * 1000  # a week; MAX_EVENT_AGE_DAYS refuses older ones anyway
+MINUTE = dt.timedelta(minutes=1)
+
+
+def utcnow_naive() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def sender_time(ts: dt.datetime | None, age_ms: int, now: dt.datetime) -> dt.datetime:
+    """When an event happened, on the server's clock, from its age (and the sender's `ts`).
+
+    Without `ts`: now - age. With it, `ts` moved by the sender's clock error rounded to the whole
+    minute: a resend of the same event (same `ts`, a later `age`, another network delay) lands on
+    the very same time, which is what lets the database store it once; a visitor whose clock is
+    6 minutes fast, or an hour behind, is corrected to within 30 seconds. A clock that is right
+    (an error of a network delay) is not moved at all.
+    """
+    made = now - dt.timedelta(milliseconds=age_ms)
+    if ts is None:
+        return made
+    return ts + round((made - ts) / MINUTE) * MINUTE
+
+
 def check_event_time(moment: dt.datetime, info: ValidationInfo) -> dt.datetime:
     """Reject times outside the accepted window given in the validation context."""
     ctx = info.context or {}
@@ -97,6 +120,13 @@ class EventIn(BaseModel):
 
     site: Id = Field(description="The site's public id (from its script tag)")
     name: Name = Field(description="What happened: pageview, click, scroll, or your own name")
+    age: Annotated[int, Field(ge=0, le=MAX_AGE_MS, strict=True)] | None = Field(
+        None,
+        description="Milliseconds since it happened, by the sender's monotonic clock, as the "
+        "tracker sends it. Alone: the time is the server's receipt time minus age. With ts: ts "
+        "moved by the sender's clock error (now - age - ts) rounded to the whole minute, so a "
+        "resend keeps the same time (and is stored once) and a wrong clock is corrected.",
+    )
     ts: Annotated[
         Any,
         WithJsonSchema(
@@ -109,6 +139,7 @@ class EventIn(BaseModel):
         ),
     ] = Field(
         None,
+        validate_default=True,  # so that an `age` alone still sets it
         description="When it happened: ISO 8601 or epoch milliseconds; default now. "
         "Older than MAX_EVENT_AGE_DAYS or over 5 minutes ahead is rejected.",
     )
@@ -136,9 +167,13 @@ class EventIn(BaseModel):
     @field_validator("ts")
     @classmethod
     def _valid_time(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        return check_event_time(parse_timestamp(value), info)
+        """Parse `ts`, settle it with `age` (declared first, so already checked), check it."""
+        moment = None if value is None else parse_timestamp(value)
+        age = info.data.get("age")
+        if age is not None:
+            now = (info.context or {}).get("now") or utcnow_naive()
+            moment = sender_time(moment, age, now)
+        return None if moment is None else check_event_time(moment, info)
 
     @field_validator("props")
     @classmethod
