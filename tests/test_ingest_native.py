@@ -197,7 +197,7 @@ def test_sender_time_rounds_the_clock_error_to_the_minute():
     assert sender_time(ts, 2000 + 240_000, later) == dt.datetime(2026, 5, 1, 12, 0, 10)
 
 
-@pytest.mark.parametrize("age", [-1, 1.5, "5", True, 8 * 24 * 3600 * 1000])
+@pytest.mark.parametrize("age", [-1, "5", True, [1], 8 * 24 * 3600 * 1000])
 def test_a_bad_age_is_refused_on_its_field(client, site, age):
     res = post(client, {"site": site.public_id, "name": "pv", "age": age})
     assert res.status_code == 400

@@ -6,6 +6,7 @@ tab) and then reads the `events` rows the app stored. Runs on SQLite and Postgre
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -335,6 +336,10 @@ def test_tagged_clicks_outbound_links_downloads_and_custom_events(
     assert_no_duplicates(rows)
 
 
+def without_age(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "age"}
+
+
 def test_closing_the_tab_sends_what_is_still_queued(visitor: Visitor) -> None:
     visitor.open("/demo/")
     wait_for(lambda r: named(r, "pageview"))
@@ -369,7 +374,9 @@ def test_a_failed_batch_is_sent_again_and_stored_once(visitor: Visitor) -> None:
         pause(0.2)
     batches = visitor.batches()
     assert answers[:2] == [503, 202]
-    assert batches[0] == batches[1], "the retry resends the same events with the same eids"
+    assert [without_age(e) for e in batches[0]] == [without_age(e) for e in batches[1]], (
+        "the retry resends the same events, with the same eids and ts (only their age grew)"
+    )
     rows = stored()
     assert len(named(rows, "pageview")) == 1
     assert len(named(rows, "impression")) == 10
@@ -526,3 +533,113 @@ def test_a_very_long_address_still_counts(visitor: Visitor) -> None:
     visitor.open("/demo/article?utm_source=news&ref=" + "x" * 3000)
     rows = wait_for(lambda r: named(r, "pageview"))
     assert [(row["path"], row["name"]) for row in rows] == [("/demo/article", "pageview")]
+
+
+# --- outages and wrong clocks (issue 11) -------------------------------------------------------
+
+# What a visitor's computer with a wrong clock looks like to a page: Date and timeOrigin shifted,
+# performance.now() (a monotonic clock since the page began) not. `__skip` moves that monotonic
+# clock on, as if the tab had waited that long.
+CLOCK_SCRIPT = """(() => {
+  const shift = %d, origin = performance.timeOrigin + shift, now = Date.now, pnow =
+    performance.now.bind(performance);
+  window.__skip = 0;
+  Object.defineProperty(Performance.prototype, "timeOrigin", {get: () => origin});
+  Date.now = () => now() + shift;
+  performance.now = () => pnow() + window.__skip;
+})()"""
+
+
+def occurred(public_id: str = "demo") -> list[tuple[str, Any]]:
+    with db.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(Event.name, Event.occurred_at)
+                .join(Site, Site.id == Event.site_id)
+                .where(Site.public_id == public_id)
+            )
+        )
+
+
+@pytest.mark.parametrize("hours", [1, -1])
+def test_a_visitor_clock_an_hour_off_still_dates_events_right(
+    context, live_server: str, hours: int
+) -> None:
+    """An hour ahead, every event used to be refused as in the future; an hour behind, filed an
+    hour early. The tracker sends each event's age and the server dates it by its own clock."""
+    context.add_init_script(CLOCK_SCRIPT % (hours * 3600 * 1000))
+    tab = Visitor(context, live_server)
+    tab.open("/demo/results")
+    rows = wait_for(lambda r: len(named(r, "impression")) >= 10)
+    assert named(rows, "pageview"), rows
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    times = [moment for _, moment in occurred()]
+    assert all(abs(moment - now) < dt.timedelta(seconds=40) for moment in times), times
+    assert tab.errors == []
+
+
+def test_an_outage_across_a_navigation_loses_nothing_and_stores_nothing_twice(
+    app, visitor: Visitor
+) -> None:
+    """The analytics server answers 503 (Retry-After: 2) to every event post, beacons included,
+    while the visitor reads a page, opens another one, and goes on; then it comes back. Every
+    event of both pages is stored, once."""
+    down = {"on": True}
+    tries: list[float] = []
+    serve = app.wsgi_app
+
+    def outage(environ, start_response):
+        if down["on"] and environ["PATH_INFO"] == "/api/events":
+            tries.append(time.monotonic())
+            start_response("503 Service Unavailable", [("Retry-After", "2")])
+            return [b"{}"]
+        return serve(environ, start_response)
+
+    app.wsgi_app = outage
+    visitor.open("/demo/results")
+    pause(1.5)
+    visitor.page.evaluate("window.analytics.track('during_outage', {n: 1})")
+    pause(3)
+    visitor.page.click(f"[data-track-item='{LIST_IDS[0]}'] a")  # a navigation, mid-outage
+    visitor.page.wait_for_url("**/demo/benefits/*")
+    pause(3.5)
+    assert stored() == [] and len(tries) >= 3
+    queued = visitor.page.evaluate("JSON.parse(sessionStorage.analytics).q.length")
+    assert queued >= 14, "the first page's events were carried over to the second"
+    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    assert min(gaps) > 0.9, f"backoff and Retry-After honoured, not a retry storm: {gaps}"
+
+    down["on"] = False
+    rows = wait_for(
+        lambda r: len(named(r, "pageview")) >= 2 and len(named(r, "impression")) >= 10,
+        timeout=20,
+    )
+    assert [row["path"] for row in named(rows, "pageview")] == [
+        "/demo/results",
+        f"/demo/benefits/{LIST_IDS[0]}",
+    ]
+    assert len(named(rows, "impression")) == 10
+    assert len(named(rows, "during_outage")) == 1
+    assert len(named(rows, "item_click")) == 1
+    assert_no_duplicates(rows)
+    pause(1.5)
+    assert visitor.page.evaluate("JSON.parse(sessionStorage.analytics).q.length") == 0
+
+
+def test_the_queue_is_capped_and_gives_up_after_ten_minutes(context, live_server: str) -> None:
+    """Past 500 unsent events the oldest go first; an event unsent for 10 minutes goes too.
+    Both are counted in the tab's storage (`d`)."""
+    context.add_init_script(CLOCK_SCRIPT % 0)
+    tab = Visitor(context, live_server)
+    tab.page.route("**/api/events", lambda route: route.abort())
+    tab.open("/demo/")
+    tab.page.evaluate("for (let i = 0; i < 520; i++) window.analytics.track('burst', {i: i})")
+    state = tab.page.evaluate("JSON.parse(sessionStorage.analytics)")
+    assert len(state["q"]) == 500
+    assert state["d"] == 21, "the page view and the first 20 of the burst were dropped"
+    assert [e["props"]["i"] for e in state["q"][:2]] == [20, 21]
+    tab.page.evaluate("window.__skip = 601000; window.analytics.track('late')")
+    state = tab.page.evaluate("JSON.parse(sessionStorage.analytics)")
+    assert [e["name"] for e in state["q"]] == ["late"]
+    assert state["d"] == 521
+    assert tab.errors == []

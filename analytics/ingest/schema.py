@@ -58,7 +58,7 @@ def utcnow_naive() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def sender_time(ts: dt.datetime | None, age_ms: int, now: dt.datetime) -> dt.datetime:
+def sender_time(ts: dt.datetime | None, age_ms: float, now: dt.datetime) -> dt.datetime:
     """When an event happened, on the server's clock, from its age (and the sender's `ts`).
 
     Without `ts`: now - age. With it, `ts` moved by the sender's clock error rounded to the whole
@@ -120,7 +120,7 @@ class EventIn(BaseModel):
 
     site: Id = Field(description="The site's public id (from its script tag)")
     name: Name = Field(description="What happened: pageview, click, scroll, or your own name")
-    age: Annotated[int, Field(ge=0, le=MAX_AGE_MS, strict=True)] | None = Field(
+    age: Annotated[float, Field(ge=0, le=MAX_AGE_MS, strict=True)] | None = Field(
         None,
         description="Milliseconds since it happened, by the sender's monotonic clock, as the "
         "tracker sends it. Alone: the time is the server's receipt time minus age. With ts: ts "

@@ -5,7 +5,7 @@
  *
  * Sends JSON arrays of events to POST /api/events on the host this script comes from, as
  * text/plain (no CORS preflight). Every event carries
- *   {site, name, url, referrer, session, eid, ts, screen, lang} and, by kind:
+ *   {site, name, url, referrer, session, eid, ts, age, screen, lang} and, by kind:
  *   pageview     on load and on single-page-app navigation (pushState, replaceState, popstate)
  *   NAME         a click on an element with data-track="NAME", its data-track-* attributes as props
  *   outbound     a click on a link to another host: props.url
@@ -20,10 +20,12 @@
  * data-downloads, data-scroll, data-forms, data-lists = "false". With Do-Not-Track or Global
  * Privacy Control on it sends nothing, unless data-respect-dnt="false" (the server still honours
  * the DNT and Sec-GPC headers).
- * Stored on the device: a random per-tab session id in sessionStorage, nothing else.
- * Events are queued and sent in batches (fetch with keepalive), and with sendBeacon when the page
- * is hidden; a failed batch is sent once more later with the same event ids (eid), which the
- * server stores once.
+ * Stored on the device, in sessionStorage only (nothing outlives the tab): a random session id,
+ * the events not yet sent, and how many were given up. Events are sent in batches (fetch with
+ * keepalive), and by sendBeacon when the page is hidden; a batch the server did not take (a
+ * network error, 5xx, 429) is sent again with the same eid and ts, which the server stores
+ * once, after an exponential backoff with jitter (or Retry-After), by this page or the tab's
+ * next ones, for up to 10 minutes. At most 500 events wait; past that the oldest go first.
  *
  * The app serves this file minified (analytics/tracker.py); keep it ES5 so that the minifier
  * can parse it.
@@ -55,40 +57,84 @@ try {
     var endpoint = new URL("/api/events", script.src).href;
     var page = Math.random().toString(36).slice(2); // eid = page + "." + counter
     var seq = 0;
-    var queue = [];
+    var store = {}; // in sessionStorage: {s: session id, q: unsent events, d: events dropped}
     var timer = 0;
+    var delay = 0; // the retry backoff in ms; 0 while the server answers
+    var inFlight = 0; // a fetch is out
+    var beaconed; // the eids of the last beacon
     var reached = {}; // scroll milestones already sent for this page
     var lastPage;
-    var session = page;
     try {
-      session = sessionStorage["analytics.session"] || (sessionStorage["analytics.session"] = page);
-    } catch (e) {} // storage blocked: one session per page load
+      store = JSON.parse(sessionStorage.analytics);
+    } catch (e) {} // none yet, or storage blocked: then one session per page load
+    var session = (store.s = store.s || page);
+    var queue = store.q || []; // oldest first: what the tab's pages made and the server has not taken
 
-    // Send a batch; when that fails (network, 5xx), send it once more 5 s later. A 4xx would
-    // fail again. The events keep their eids, so a batch that did arrive is not stored twice.
-    function send(batch, beacon, retried) {
+    // A clock that does not jump with the wall clock (performance.now), read as epoch ms of the
+    // visitor's clock (timeOrigin), so that it carries across the pages of a tab. An event is
+    // sent with `ts` by this clock and its `age`, from which the server dates it by its own.
+    function clock() {
+      return performance.timeOrigin + performance.now();
+    }
+
+    // Keep the queue in the tab's storage, minus what is past the limits (counted in `d`): events
+    // unsent 10 minutes after they were made, and the oldest past 500.
+    function save() {
+      queue = queue.filter(function (event, i) {
+        return (clock() - event.ts < 6e5 && i >= queue.length - 500) || !(store.d = -~store.d);
+      });
+      store.q = queue;
+      try {
+        sessionStorage.analytics = JSON.stringify(store);
+      } catch (e) {}
+    }
+
+    // Send the oldest queued events (at most 100: keepalive requests and beacons are limited to
+    // 64 KB). They leave the queue once the server has answered, 2xx or 4xx (a 4xx would fail
+    // again); otherwise they are sent again, with the same eids and ts (so stored once), after a
+    // backoff that doubles up to a minute, with jitter, or after Retry-After when that is longer.
+    // A beacon (as the page is hidden) leaves them queued: its answer is never known, so the
+    // tab's next send repeats them.
+    function send(beacon) {
+      timer = 0;
+      save();
+      var batch = queue.slice(0, 100);
+      batch.forEach(function (event) {
+        event.age = clock() - event.ts;
+      });
       var body = JSON.stringify(batch);
-      if (beacon && navigator.sendBeacon(endpoint, body)) return;
+      if (!batch[0] || (inFlight && !beacon)) return;
+      if (beacon) {
+        // pagehide and visibilitychange both come as a page goes: one beacon for the same events
+        var ids = batch.map(function (event) {
+          return event.eid;
+        }) + "";
+        if (ids != beaconed) navigator.sendBeacon(endpoint, body);
+        return (beaconed = ids);
+      }
+      inFlight = 1;
       // A string body goes as text/plain, which needs no CORS preflight.
       fetch(endpoint, { method: "POST", body: body, keepalive: true })
         .then(function (response) {
-          if (response.status > 499) throw 0;
+          if (response.status > 499 || response.status == 429) throw response;
+          delay = inFlight = 0;
+          queue = queue.filter(function (event) {
+            return batch.indexOf(event) < 0;
+          });
+          send();
         })
-        .catch(function () {
-          if (!retried) setTimeout(safe(send), 5000, batch, 0, 1);
+        .catch(function (response) {
+          inFlight = 0;
+          delay = Math.min(2 * delay || 1000, 6e4);
+          clearTimeout(timer);
+          timer = setTimeout(
+            safe(send),
+            Math.max(
+              delay * (0.5 + Math.random()),
+              1e3 * (response.headers && response.headers.get("Retry-After")) || 0
+            )
+          );
         });
-    }
-
-    // Send what is queued; `beacon` is truthy when the page is being hidden (as a listener,
-    // flush gets the event object).
-    function flush(beacon) {
-      clearTimeout(timer);
-      timer = 0;
-      if (queue.length) send(queue.splice(0), beacon);
-    }
-
-    function schedule(delay) {
-      if (!timer) timer = setTimeout(safe(flush), delay);
     }
 
     function track(name, props, item, category) {
@@ -99,17 +145,16 @@ try {
         referrer: document.referrer.slice(0, 2048),
         session: session,
         eid: page + "." + ++seq,
-        ts: Date.now(),
+        ts: clock(),
         screen: screen.width,
         lang: navigator.language,
         category: category,
         item: item,
         props: props
       });
-      // One second lets a page view and the impressions of its first render share a request;
-      // past 100 events send at once (keepalive requests and beacons are limited to 64 KB).
-      if (queue.length > 99) flush();
-      else schedule(1000);
+      save();
+      // One second lets a page view and the impressions of its first render share a request.
+      if (!timer) timer = setTimeout(safe(send), 1000);
     }
 
     // Custom events. A window.analytics that another product defined is left alone.
@@ -119,8 +164,9 @@ try {
     window.analytics = window.analytics || { track: off ? function () {} : safe(track) };
     if (off) return;
 
-    on(window, "pagehide", flush);
-    on(document, "visibilitychange", flush);
+    // Hidden (another tab, or the page going away): send by beacon what is queued.
+    on(window, "pagehide", send);
+    on(document, "visibilitychange", send);
 
     function pageview() {
       var here = location.pathname + location.search;
@@ -146,13 +192,13 @@ try {
     // A list item's position and the list's size are read at the moment of the event.
     function trackItem(name, element) {
       var list = element.closest("[data-track-list]");
-      var items = Array.from(list.querySelectorAll("[data-track-item]"));
+      var items = list.querySelectorAll("[data-track-item]");
       track(
         name,
         null,
         {
           id: element.getAttribute("data-track-item"),
-          position: items.indexOf(element) + 1,
+          position: [].indexOf.call(items, element) + 1,
           list_size: items.length
         },
         list.getAttribute("data-track-list")
