@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -13,8 +14,16 @@ API_PREFIXES = ("/api/", "/benefits", "/statistics", "/collector", "/track", "/h
 # What a client hears when its events could not be stored: it keeps them and retries.
 UNAVAILABLE = "the database is unavailable; nothing was stored, retry later"
 RETRY_AFTER = "5"
-# What stops a write: the group's own failure, or the database through SQLAlchemy.
-DATABASE_ERRORS = (OperationalError, DBAPIError, StoreFailed)
+# A "come back later" is readable by a page on any origin (it says nothing about the site), so
+# that the tracker, cross-origin by nature, can honour Retry-After instead of guessing.
+RETRY_HEADERS = {
+    "Retry-After": RETRY_AFTER,
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Retry-After",
+}
+# What stops a write: the group's own failure, or the database, through SQLAlchemy or (on the
+# raw connections of the ingest path) psycopg itself.
+DATABASE_ERRORS = (OperationalError, DBAPIError, StoreFailed, psycopg.Error)
 
 
 def wants_json() -> bool:
@@ -46,7 +55,7 @@ def register_error_handlers(app: Flask) -> None:
         else:
             response = Response(render_template("error.html", code=503, message=UNAVAILABLE))
         response.status_code = 503
-        response.headers["Retry-After"] = RETRY_AFTER
+        response.headers.update(RETRY_HEADERS)
         return response
 
     @app.errorhandler(Exception)

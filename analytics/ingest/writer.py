@@ -165,7 +165,10 @@ def _insert_returning(engine: Engine, rows: list[dict[str, Any]]) -> set[Any]:
     else:
         sql, params = ROWS_SQL, (rows_json(rows),)
     for attempt in (1, 2):
-        pooled = engine.raw_connection()
+        try:
+            pooled = engine.raw_connection()
+        except psycopg.Error as exc:  # the server is down, or refuses connections for now
+            raise StoreFailed(str(exc)) from exc
         conn: psycopg.Connection = pooled.driver_connection
         try:
             conn.autocommit = True  # one statement: its own transaction, no BEGIN/COMMIT trips

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.wrappers import Request, Response
 
-from ..errors import DATABASE_ERRORS, RETRY_AFTER, UNAVAILABLE
+from ..errors import DATABASE_ERRORS, RETRY_HEADERS, UNAVAILABLE
 from ..rollups.background import ensure_started
 from . import collect, compat
 
@@ -53,7 +53,7 @@ class DirectIngest:
             except DATABASE_ERRORS as exc:
                 # Nothing was acknowledged: the client keeps its events and may retry.
                 app.logger.error("database error on %s: %s", request.path, exc)
-                return _json(503, {"error": UNAVAILABLE}, **{"Retry-After": RETRY_AFTER})
+                return _json(503, {"error": UNAVAILABLE}, **RETRY_HEADERS)
             except Exception:
                 app.logger.exception("unhandled error on %s", request.path)
                 return _json(500, {"error": "internal error"})
