@@ -10,7 +10,7 @@ PORT ?= 5000
 WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ lint: $(BIN)/.installed
 # CI's small run: see .ci/run (BENCH_ARGS="--sizes 100000 ..."). Add --strict to fail on a miss.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench all $(BENCH_ARGS)
+
+# The fuzz tests at length, with fresh random cases (CI runs 60 fixed cases per test and database).
+fuzz: $(BIN)/.installed
+	@if [ -z "$$TEST_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		export TEST_POSTGRES_URL="$$(PG_INSTALL=0 .ci/start-postgres)"; \
+	fi; \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} FUZZ_RANDOM=1 $(BIN)/pytest -q tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -131,6 +131,16 @@ def test_a_timestamp_far_in_the_future_is_refused(client):
     assert post(client, payload(timestamp=ahead)).status_code == 422
 
 
+@pytest.mark.parametrize("moment", ["0999-01-01T09:24:57", "1969-12-31T23:59:59Z", -1])
+def test_a_timestamp_before_1970_is_refused_and_kept(client, moment):
+    """Found by the fuzz tests: year 999 (strftime writes '999', in which SQLite found no day)
+    made the rollup queue's trigger fail, a 503 that a retry could never cure."""
+    res = post(client, payload(timestamp=moment))
+    assert res.status_code == 422
+    assert "1970" in json.dumps(res.json)
+    assert count(EventError) == 1
+
+
 def test_any_origin_may_send(client):
     pre = client.options(
         "/track/",

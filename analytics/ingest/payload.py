@@ -30,8 +30,21 @@ def parse_json(body: bytes | str) -> Any:
         raise ValueError("body is not UTF-8 text") from exc
 
 
+# Event times outside these years are refused by every source: nothing real happened before the
+# web, and a year under 1000 is not even written with four digits by strftime (SQLite then finds
+# no day in it, and the rollup queue no day to queue).
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
+def in_range(moment: dt.datetime) -> dt.datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"year {moment.year} is outside {FIRST_YEAR}-{LAST_YEAR}")
+    return moment
+
+
 def parse_iso(value: str) -> dt.datetime:
-    """ISO 8601 with a T or a space (zone-less is UTC) -> naive UTC; ValueError otherwise."""
+    """ISO 8601 with a T or a space (zone-less is UTC) -> naive UTC; ValueError otherwise, or
+    outside the years events may have."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -41,15 +54,16 @@ def parse_iso(value: str) -> dt.datetime:
             moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
             raise ValueError("date out of range") from exc
-    return moment
+    return in_range(moment)
 
 
 def from_epoch(seconds: float) -> dt.datetime:
     """Epoch seconds -> naive UTC; ValueError (not OverflowError) when out of range."""
     try:
-        return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError) as exc:
         raise ValueError("epoch time out of range") from exc
+    return in_range(moment)
 
 
 def depth(value: Any, limit: int = MAX_STORED_DEPTH) -> int:
