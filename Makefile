@@ -2,6 +2,7 @@
 #   make run    virtualenv, install, migrate, serve on http://127.0.0.1:5000 (SQLite unless DATABASE_URL)
 #   make test   virtualenv, install, lint, the whole test suite on SQLite and PostgreSQL
 #   make bench  every benchmark suite (python -m bench all), tables of figures against targets
+#   make bench soak   the 10-minute soak alone;  make fuzz   the fuzz tests at length
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ PORT ?= 5000
 WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: run test lint bench fuzz clean
+.PHONY: run test lint bench soak fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +45,15 @@ lint: $(BIN)/.installed
 
 # Every benchmark suite at full size (dashboards on 100 k, 1 M and 10 M events: about an hour);
 # CI's small run: see .ci/run (BENCH_ARGS="--sizes 100000 ..."). Add --strict to fail on a miss.
+# `make bench soak` runs the soak suite alone (10 minutes at 80 % of the maximum ingest rate,
+# dashboards read meanwhile; --soak-seconds in BENCH_ARGS to change it).
+BENCH_SUITE := $(if $(filter soak,$(MAKECMDGOALS)),soak,all)
+
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench all $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_SUITE) $(BENCH_ARGS)
+
+soak: $(BIN)/.installed
+	@if [ -z "$(filter bench,$(MAKECMDGOALS))" ]; then $(BIN)/python -m bench soak $(BENCH_ARGS); fi
 
 # The fuzz tests at length, with fresh random cases (CI runs 60 fixed cases per test and database).
 fuzz: $(BIN)/.installed

@@ -20,13 +20,14 @@ if str(ROOT) not in sys.path:
 
 from bench.database import postgres  # noqa: E402
 from bench.report import Table  # noqa: E402
-from bench.suites import dashboards, export, ingest, tracker  # noqa: E402
+from bench.suites import dashboards, export, ingest, soak, tracker  # noqa: E402
 
 SUITES = {
     "tracker": tracker.run,
     "ingest": ingest.run,
     "export": export.run,
     "dashboards": dashboards.run,
+    "soak": soak.run,
 }
 
 
@@ -66,6 +67,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ingest-threads", type=int, default=4, help="ingest: threads per worker")
     parser.add_argument(
         "--ingest-worker-class", default="gthread", help="ingest: gunicorn worker class"
+    )
+    parser.add_argument(
+        "--soak-seconds", type=int, default=600, help="soak: seconds at 80 %% of the maximum rate"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)

@@ -73,6 +73,7 @@ class Run:
     p50: float
     p99: float
     cpu: dict[str, float] | None = None  # CPU us per event by part (bench/cpu.py), if asked
+    socket_errors: int = 0  # connect, read, write errors and timeouts (wrk's "Socket errors")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ def wrk(
     finally:
         os.unlink(f.name)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                        out)  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return Run(
         rate=rate,
@@ -166,6 +169,7 @@ def wrk(
         p50=_seconds(re.search(r"\s50%\s+(\S+)", out).group(1)),
         p99=_seconds(re.search(r"\s99%\s+(\S+)", out).group(1)),
         cpu=cpu.per_event(split[0], split[1], rate * case.per * split[2]) if split else None,
+        socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
     )
 
 
