@@ -1,0 +1,30 @@
+"""gunicorn's settings for `make run`, the container and the benchmarks (gunicorn reads this file
+from the working directory; command-line options override it).
+
+A public ingest endpoint meets slow and hostile clients. The defence in depth:
+- in front, a buffering reverse proxy (docs/nginx.conf) that holds slow clients and caps bodies
+  before a worker sees them;
+- here, tight limits on the request line and headers, and a short keep-alive (gthread gives a
+  silent connection back to its poller after 5 s, but a client that trickles bytes keeps a
+  thread: only the proxy stops that, see docs/reverse-proxy.md);
+- in the app, every body is capped (MAX_BODY_BYTES: a larger Content-Length is a 413 before a
+  byte of it is read) and every batch too (MAX_BATCH_EVENTS).
+"""
+
+import os
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# A worker that stops answering its master's heartbeat for this long is restarted; also the
+# time a restart gives in-flight requests to finish.
+timeout = 30
+graceful_timeout = 30
+# Idle kept-alive connections are closed after this many seconds (trackers post once a second
+# at most while a page is busy, then go quiet).
+keepalive = 5
+# Requests are small: a request line or a header over 8 KB, or more than 50 headers, is refused
+# (400) before the app runs.
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 8190
