@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -14,7 +15,7 @@ from .demo_copy import load as copy_demo
 from .demo_data import load as load_demo
 from .extensions import db
 from .importer import FORMATS, import_file, site_for_import
-from .models import Site
+from .models import DEFAULT_RETENTION_MONTHS, Site
 from .sites import InvalidInput, create_site, get_or_create_site
 from .users import create_user
 
@@ -36,13 +37,69 @@ def _fail(exc: Exception) -> None:
     help="Allowed origin, e.g. https://example.org (repeatable).",
 )
 @click.option("--public-id", default=None, help="Choose the public id instead of a random one.")
-def sites_create(name: str, origins: tuple[str, ...], public_id: str | None) -> None:
+@click.option(
+    "--retention-months",
+    type=int,
+    default=DEFAULT_RETENTION_MONTHS,
+    show_default=True,
+    help="Months of raw events to keep (`purge` removes older ones; aggregates stay).",
+)
+def sites_create(
+    name: str, origins: tuple[str, ...], public_id: str | None, retention_months: int
+) -> None:
     """Create a site and print its public id."""
     try:
-        site = create_site(name, origins, public_id)
+        site = create_site(name, origins, public_id, retention_months)
     except InvalidInput as exc:
         _fail(exc)
     click.echo(site.public_id)
+
+
+@click.command("purge")
+@click.option("--rollups", is_flag=True, help="Also remove the aggregates of the purged days.")
+@click.option("--site", "public_id", default=None, help="Only this site (public id).")
+@with_appcontext
+def purge_command(rollups: bool, public_id: str | None) -> None:
+    """Apply each site's retention: remove raw events older than it, and old event_errors."""
+    from .retention import purge
+
+    site_ids = None
+    if public_id is not None:
+        found = db.session.execute(
+            db.select(Site.id).where(Site.public_id == public_id)
+        ).scalar_one_or_none()
+        if found is None:
+            _fail(InvalidInput(f"no site with public id {public_id!r}"))
+        site_ids = [found]
+    bars: dict[str, Any] = {}
+
+    def progress(site: str, done: int, total: int) -> None:
+        if site not in bars:
+            bars[site] = click.progressbar(length=total, label=f"site {site}", file=sys.stderr)
+        bars[site].update(1)
+        if done == total:
+            bars[site].render_finish()
+
+    try:
+        report = purge(
+            rollups=rollups,
+            errors_days=current_app.config["EVENT_ERRORS_RETENTION_DAYS"],
+            site_ids=site_ids,
+            progress=progress,
+        )
+    except RuntimeError as exc:
+        _fail(exc)
+    for site in report.sites:
+        kept = "aggregates removed" if rollups else "aggregates kept"
+        click.echo(
+            f"site {site.public_id}: kept from {site.kept_from}; removed {site.days} days, "
+            f"{site.events} events, {site.raw_rollup_rows} raw rollup rows"
+            + (f", {site.aggregates} aggregate rows" if rollups else f" ({kept})")
+        )
+    click.echo(
+        f"event_errors: removed {report.errors} received before "
+        f"{report.errors_before:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 @users_cli.command("create")
@@ -181,3 +238,4 @@ def register_cli(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(import_command)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(purge_command)

@@ -40,6 +40,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "MAX_BATCH_EVENTS": int(env.get("MAX_BATCH_EVENTS", 500)),
         # Events carrying their own time: how old (days) and how far ahead (seconds) we accept.
         "MAX_EVENT_AGE_DAYS": float(env.get("MAX_EVENT_AGE_DAYS", 7)),
+        # `flask purge` removes rejected payloads older than this
+        "EVENT_ERRORS_RETENTION_DAYS": float(env.get("EVENT_ERRORS_RETENTION_DAYS", 30)),
         "MAX_EVENT_FUTURE_SECONDS": float(env.get("MAX_EVENT_FUTURE_SECONDS", 300)),
         # PostgreSQL: requests arriving while a write is in flight share the next statement and
         # commit (1). Off by default: on 2 cores it did not beat one statement per request.

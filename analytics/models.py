@@ -57,6 +57,9 @@ def new_event_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+DEFAULT_RETENTION_MONTHS = 13  # French guidance for consent-exempt audience measurement
+
+
 class Site(db.Model):
     """A website that sends events; `public_id` is what its script tag carries."""
 
@@ -69,6 +72,10 @@ class Site(db.Model):
     origins: Mapped[list[str]] = mapped_column(JSONType, default=list)
     share_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Raw events older than this many months are removed by `flask purge` (analytics/retention.py)
+    retention_months: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_RETENTION_MONTHS, server_default=str(DEFAULT_RETENTION_MONTHS)
+    )
 
 
 class Event(db.Model):

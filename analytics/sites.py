@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .models import Site
+from .models import DEFAULT_RETENTION_MONTHS, Site
 
 
 class InvalidInput(ValueError):
@@ -29,7 +29,10 @@ def new_public_id() -> str:
 
 
 def create_site(
-    name: str, origins: list[str] | tuple[str, ...] = (), public_id: str | None = None
+    name: str,
+    origins: list[str] | tuple[str, ...] = (),
+    public_id: str | None = None,
+    retention_months: int = DEFAULT_RETENTION_MONTHS,
 ) -> Site:
     """Create and commit a site; its public id is random unless given."""
     name = name.strip()
@@ -39,10 +42,31 @@ def create_site(
         name=name,
         public_id=public_id or new_public_id(),
         origins=[normalise_origin(o) for o in origins],
+        retention_months=check_retention(retention_months),
     )
     if db.session.execute(select(Site.id).where(Site.public_id == site.public_id)).first():
         raise InvalidInput(f"a site with public id {site.public_id!r} already exists")
     db.session.add(site)
+    db.session.commit()
+    return site
+
+
+MAX_RETENTION_MONTHS = 1200  # a hundred years: "keep everything", in practice
+
+
+def check_retention(months: object) -> int:
+    """A retention period in whole months, 1 to 1200."""
+    try:
+        value = int(str(months).strip())
+    except ValueError:
+        raise InvalidInput("the retention is a whole number of months") from None
+    if not 1 <= value <= MAX_RETENTION_MONTHS:
+        raise InvalidInput(f"the retention is 1 to {MAX_RETENTION_MONTHS} months")
+    return value
+
+
+def set_retention(site: Site, months: object) -> Site:
+    site.retention_months = check_retention(months)
     db.session.commit()
     return site
 

@@ -27,6 +27,7 @@ from ..sites import (
     enable_sharing,
     script_tag,
     set_origins,
+    set_retention,
 )
 from ..users import create_user, delete_user
 
@@ -105,6 +106,17 @@ def site_origins(site_id: int) -> Response:
         forget_sites(current_app)  # the ingest path caches each site's origins
 
     return _attempt(change, f"Origins of {site.name!r} saved.")
+
+
+@bp.post("/sites/<int:site_id>/retention")
+@admin_required
+def site_retention(site_id: int) -> Response:
+    site = _site(site_id)
+    months = request.form.get("retention_months", "")
+    return _attempt(
+        lambda: set_retention(site, months),
+        f"{site.name!r} keeps raw events for {months.strip()} months (applied by `purge`).",
+    )
 
 
 @bp.post("/sites/<int:site_id>/share")
