@@ -28,3 +28,7 @@ keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 50
 limit_request_field_size = 8190
+
+# The access log (`--access-logfile -` in `make run` and the container) leaves out the client's
+# address, user agent and referrer: time, request line, status, size, duration.
+access_log_format = '%(t)s "%(r)s" %(s)s %(b)s %(M)sms'

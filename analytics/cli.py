@@ -55,6 +55,33 @@ def sites_create(
     click.echo(site.public_id)
 
 
+@click.command("forget")
+@click.argument("person_id")
+@click.option("--site", "public_id", default=None, help="Only this site (public id).")
+@with_appcontext
+def forget_command(person_id: str, public_id: str | None) -> None:
+    """Erase everything about one person: by a tracker session id, a recorder hash_id, or a
+    collector or /track session id."""
+    from .erasure import InvalidId, forget, site_id_of
+
+    site_id = None
+    if public_id is not None:
+        site_id = site_id_of(public_id)
+        if site_id is None:
+            _fail(InvalidInput(f"no site with public id {public_id!r}"))
+    try:
+        done = forget(person_id, site_id)
+    except InvalidId as exc:
+        _fail(exc)
+    click.echo(
+        f"removed {done.events} events, {done.span_events} rollup copies of events, "
+        f"{done.presence} rollup presence rows and {done.errors} rejected payloads"
+    )
+    days = ", ".join(f"{day}" for _, day in done.days) or "none"
+    state = "recounted" if done.recounted else "queued for the refresher"
+    click.echo(f"days touched ({state}): {days}")
+
+
 @click.command("purge")
 @click.option("--rollups", is_flag=True, help="Also remove the aggregates of the purged days.")
 @click.option("--site", "public_id", default=None, help="Only this site (public id).")
@@ -239,3 +266,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(demo_cli)
     app.cli.add_command(purge_command)
+    app.cli.add_command(forget_command)

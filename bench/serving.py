@@ -28,6 +28,7 @@ def serve(
     workers: int = 2,
     threads: int = THREADS,
     worker_class: str = "gthread",
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen, str]:
     """Start gunicorn on a free port; return the process and its base URL once it answers."""
     port = free_port()
@@ -44,6 +45,7 @@ def serve(
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
+            *extra,
             module,
         ],
         cwd=ROOT,
