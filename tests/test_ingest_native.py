@@ -393,3 +393,42 @@ def test_longest_allowed_urls_fit_their_columns(client, site):
     assert res.status_code == 202
     [event] = stored()
     assert len(event.referrer) == 1024 and len(event.path) == 1024
+
+
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"site": "SITE", "name": "pv"}, {"User-Agent": BOT}, 202),  # the bug: no header
+        ({"site": "SITE", "name": "pv"}, {"DNT": "1"}, 200),
+        ({"site": "SITE"}, {}, 400),
+        ("not json", {}, 400),
+        ([], {}, 202),
+        ([{"site": "SITE", "name": "x"}] * 501, {}, 413),
+    ],
+)
+def test_every_answer_to_an_allowed_origin_carries_the_cors_header(
+    client, make_site, body, headers, status
+):
+    site = make_site(origins=["https://shop.example"])
+    if not isinstance(body, str):
+        body = json.loads(json.dumps(body).replace("SITE", site.public_id))
+    res = post(client, body, Origin="https://shop.example", **headers)
+    assert res.status_code == status
+    assert res.headers.get("Access-Control-Allow-Origin") == "https://shop.example"
+
+
+def test_a_refused_origin_gets_no_cors_header(client, make_site):
+    site = make_site(origins=["https://shop.example"])
+    res = post(client, {"site": site.public_id, "name": "pv"}, Origin="https://evil.example")
+    assert res.status_code == 403
+    assert "Access-Control-Allow-Origin" not in res.headers
+
+
+def test_a_body_over_the_limit_is_readable_by_the_page(client, site, app):
+    app.config["MAX_BODY_BYTES"] = 100
+    res = post(client, "x" * 500, Origin="https://shop.example")
+    assert res.status_code == 413
+    assert res.headers.get("Access-Control-Allow-Origin") == "https://shop.example"

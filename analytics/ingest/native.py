@@ -25,7 +25,8 @@ ENDPOINT = "/api/events"
 
 @dataclass
 class Outcome:
-    """The answer to give: HTTP status, JSON body, and whether the Origin may read it."""
+    """The answer to give: HTTP status, JSON body, and whether the Origin may read it (every
+    answer but a refusal of that origin: an allowed origin always can)."""
 
     status: int
     body: dict[str, Any]
@@ -126,16 +127,21 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
                 "stored": False,
                 "reason": "Do-Not-Track or Global Privacy Control is on: nothing was stored",
             },
+            allow_origin=True,
         )
     agent = parse_agent(meta.user_agent)
     if agent.is_bot:
-        return Outcome(202, {"accepted": 0, "stored": False, "reason": "bot user agent ignored"})
+        return Outcome(
+            202,
+            {"accepted": 0, "stored": False, "reason": "bot user agent ignored"},
+            allow_origin=True,
+        )
     try:
         data = scrub(parse_json(body))
     except ValueError as exc:
         reason = f"body is not valid JSON: {exc}"
         record_errors([error_row(ENDPOINT, reason, raw=body)])
-        return Outcome(400, {"error": reason})
+        return Outcome(400, {"error": reason}, allow_origin=True)
 
     config = current_app.config
     single = isinstance(data, dict)
@@ -143,11 +149,11 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     if not isinstance(items, list):
         reason = "body must be an event object or an array of events"
         record_errors([error_row(ENDPOINT, reason, payload=data)])
-        return Outcome(400, {"error": reason})
+        return Outcome(400, {"error": reason}, allow_origin=True)
     if len(items) > config["MAX_BATCH_EVENTS"]:
         reason = f"batch of {len(items)} events is over the limit of {config['MAX_BATCH_EVENTS']}"
         record_errors([error_row(ENDPOINT, reason, payload=None, raw=body)])
-        return Outcome(413, {"error": reason})
+        return Outcome(413, {"error": reason}, allow_origin=True)
 
     now = utcnow()
     context = {
@@ -179,7 +185,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     if stored != len(rows):
         answer["duplicates"] = len(rows) - stored
     if not rejected:
-        return Outcome(202, answer, allow_origin=bool(rows))
+        return Outcome(202, answer, allow_origin=True)
     answer["rejected"] = rejected
     if rows:
         return Outcome(202, answer, allow_origin=True)
@@ -187,5 +193,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     answer["error"] = (
         f"{first['field']}: {first['message']}" if single else "every event was rejected"
     )
+    # Every answer is readable by the page that asked (so the tracker sees a 4xx as final and
+    # stops resending), except a refusal of the page's own origin.
     origin_refused = all(p["field"] == "origin" for r in rejected for p in r["errors"])
-    return Outcome(403 if origin_refused else 400, answer)
+    return Outcome(403 if origin_refused else 400, answer, allow_origin=not origin_refused)

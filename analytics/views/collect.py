@@ -44,11 +44,12 @@ def post_events(req: Request) -> Response:
         body = read_body(req, current_app.config["MAX_BODY_BYTES"])
     except BodyTooLarge as exc:
         record_error(native.ENDPOINT, str(exc), body_size=exc.size)
-        return Response(json.dumps({"error": str(exc)}), 413, mimetype="application/json")
+        response = Response(json.dumps({"error": str(exc)}), 413, mimetype="application/json")
+        return _cors(response, meta.origin)
     outcome = native.ingest(body, meta)
     # json.dumps straight into a Response: the hottest path of the app skips Flask's provider.
     response = Response(json.dumps(outcome.body), outcome.status, mimetype="application/json")
-    return _cors(response, meta.origin if outcome.allow_origin or outcome.status == 200 else None)
+    return _cors(response, meta.origin if outcome.allow_origin else None)
 
 
 @bp.get("/tracker.js")
