@@ -55,6 +55,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
         # Failed logins allowed per account in a window, before the login answers 429.
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", 10)),
+        # events a minute from one client to one site on POST /api/events; 0: no limit
+        "INGEST_RATE_LIMIT": int(env.get("INGEST_RATE_LIMIT", 0)),
         "LOGIN_WINDOW_SECONDS": float(env.get("LOGIN_WINDOW_SECONDS", 900)),
         # Dashboards read per-day rollups, refreshed every ROLLUP_INTERVAL seconds by each app
         # process (0: never; run `flask rollups refresh` yourself), in a child process, lowered

@@ -126,6 +126,21 @@ class Event(db.Model):
     )
 
 
+class RateCount(db.Model):
+    """How many times `key` did something (`scope`: a failed login, ingested events) in the
+    one-minute window starting at `window_start`. In the database so that every app node sees
+    the same counts."""
+
+    __tablename__ = "rate_counts"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_rate_counts_window", "window_start"),)
+
+
 class EventError(db.Model):
     """A payload that reached an ingest endpoint and was not stored as an event, and why."""
 

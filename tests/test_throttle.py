@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from analytics import throttle
 from analytics.throttle import LoginThrottle
 from tests.accounts import PASSWORD, make_user
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+T0 = dt.datetime(2026, 5, 1, 12, 0, 30)
 
 
-def test_throttle_opens_again_after_the_window():
-    clock = Clock()
-    throttle = LoginThrottle(limit=3, window=60, clock=clock)
+def test_throttle_opens_again_after_the_window(app):
+    throttle = LoginThrottle(limit=3, window=60)
     for _ in range(3):
-        assert throttle.wait("a") == 0
-        throttle.failed("a")
-    assert throttle.wait("a") == pytest.approx(60)
-    assert throttle.wait("b") == 0  # other accounts are not affected
-    clock.now += 61
-    assert throttle.wait("a") == 0
+        assert throttle.wait("a", T0) == 0
+        throttle.failed("a", T0)
+    assert 60 <= throttle.wait("a", T0) <= 120
+    assert throttle.wait("b", T0) == 0  # other accounts are not affected
+    assert throttle.wait("a", T0 + dt.timedelta(seconds=121)) == 0
 
 
-def test_success_clears_the_count():
+def test_success_clears_the_count(app):
     throttle = LoginThrottle(limit=2, window=60)
-    throttle.failed("a")
+    throttle.failed("a", T0)
     throttle.succeeded("a")
-    throttle.failed("a")
-    assert throttle.wait("a") == 0
+    throttle.failed("a", T0)
+    assert throttle.wait("a", T0) == 0
+
+
+def test_counts_add_up_per_minute_and_old_ones_are_pruned(app):
+    assert throttle.add("ingest", "1:v", 5, T0) == 5
+    assert throttle.add("ingest", "1:v", 2, T0 + dt.timedelta(seconds=20)) == 7
+    assert throttle.add("ingest", "1:v", 1, T0 + dt.timedelta(seconds=40)) == 1  # next minute
+    assert throttle.prune(T0 + dt.timedelta(hours=2)) == 2
 
 
 @pytest.fixture

@@ -643,3 +643,30 @@ def test_the_queue_is_capped_and_gives_up_after_ten_minutes(context, live_server
     assert [e["name"] for e in state["q"]] == ["late"]
     assert state["d"] == 521
     assert tab.errors == []
+
+
+def test_a_429_is_honoured_like_a_503(app, visitor: Visitor) -> None:
+    """Over the per-client limit (INGEST_RATE_LIMIT), the server answers 429 with Retry-After;
+    the tracker waits that long, then sends the same events again."""
+    tries: list[float] = []
+    serve = app.wsgi_app
+
+    def limited(environ, start_response):
+        if environ["PATH_INFO"] == "/api/events" and len(tries) < 2:
+            tries.append(time.monotonic())
+            origin = environ.get("HTTP_ORIGIN", "*")
+            start_response("429 Too Many Requests", [
+                ("Retry-After", "3"), ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Expose-Headers", "Retry-After"),
+            ])  # fmt: skip
+            return [b'{"error": "rate limit"}']
+        if environ["PATH_INFO"] == "/api/events":
+            tries.append(time.monotonic())
+        return serve(environ, start_response)
+
+    app.wsgi_app = limited
+    visitor.open("/demo/")
+    rows = wait_for(lambda r: named(r, "pageview"), timeout=20)
+    assert len(named(rows, "pageview")) == 1
+    assert_no_duplicates(rows)
+    assert tries[1] - tries[0] >= 2.9 and tries[2] - tries[1] >= 2.9, tries

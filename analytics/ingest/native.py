@@ -11,6 +11,7 @@ from flask import current_app
 from pydantic import ValidationError
 
 from ..models import utcnow
+from ..throttle import ingest_allowed
 from .country import country_of
 from .payload import field_errors, parse_json, scrub
 from .request import RequestMeta
@@ -31,6 +32,7 @@ class Outcome:
     status: int
     body: dict[str, Any]
     allow_origin: bool = False
+    retry_after: int | None = None  # seconds, for a 429
 
 
 def describe(exc: ValidationError) -> list[dict[str, str]]:
@@ -117,6 +119,24 @@ def _check(
     return event, site, []
 
 
+def _over_limit(rows: list[dict[str, Any]], visitors: dict[int, str], limit: int) -> Outcome | None:
+    """A 429 when this request takes its client past INGEST_RATE_LIMIT events a minute on one
+    of its sites (nothing of it is stored: the tracker keeps the events and comes back after
+    Retry-After); the first refusal of a minute is recorded in event_errors, not each one."""
+    per_site: dict[int, int] = {}
+    for row in rows:
+        per_site[row["site_id"]] = per_site.get(row["site_id"], 0) + 1
+    for site_id, events in per_site.items():
+        allowed, retry, crossed = ingest_allowed(site_id, visitors[site_id], events, limit)
+        if allowed:
+            continue
+        reason = f"rate limit: over {limit} events a minute from one client; retry in {retry} s"
+        if crossed:
+            record_errors([error_row(ENDPOINT, reason, payload=None, site_id=site_id)])
+        return Outcome(429, {"error": reason}, allow_origin=True, retry_after=retry)
+    return None
+
+
 def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     """Validate every event in the body; store the valid ones and record the others."""
     if meta.opted_out:
@@ -180,6 +200,11 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
         errors.append(error_row(ENDPOINT, reason, payload=item, site_id=site and site.id))
         rejected.append({"index": index, "errors": problems})
 
+    limit = config["INGEST_RATE_LIMIT"]
+    if limit and rows:
+        refused = _over_limit(rows, visitors, limit)
+        if refused is not None:
+            return refused
     stored = store_events(rows, errors)
     answer: dict[str, Any] = {"accepted": len(rows)}
     if stored != len(rows):

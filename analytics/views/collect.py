@@ -49,6 +49,9 @@ def post_events(req: Request) -> Response:
     outcome = native.ingest(body, meta)
     # json.dumps straight into a Response: the hottest path of the app skips Flask's provider.
     response = Response(json.dumps(outcome.body), outcome.status, mimetype="application/json")
+    if outcome.retry_after is not None:
+        response.headers["Retry-After"] = str(outcome.retry_after)
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return _cors(response, meta.origin if outcome.allow_origin else None)
 
 
