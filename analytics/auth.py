@@ -39,23 +39,32 @@ class Account(UserMixin):
     id: int
     email: str
     role: str
+    epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def get_id(self) -> str:
+        """What the session stores: the user and the epoch of their password and role."""
+        return f"{self.id}:{self.epoch}"
+
 
 def account(user: User) -> Account:
-    return Account(id=user.id, email=user.email, role=user.role)
+    return Account(id=user.id, email=user.email, role=user.role, epoch=user.session_epoch)
 
 
 @login_manager.user_loader
-def load_account(user_id: str) -> Account | None:
-    """A deleted user's session stops working at the next request."""
-    if not user_id.isdigit():
+def load_account(session_id: str) -> Account | None:
+    """A session stops working at its next request when its user was deleted, or changed
+    password or role since it began (the epoch moved on), whichever node it reaches."""
+    user_id, _, epoch = session_id.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
         return None
     user = db.session.get(User, int(user_id))
-    return account(user) if user is not None else None
+    if user is None or user.session_epoch != int(epoch):
+        return None
+    return account(user)
 
 
 def init_app(app: Flask) -> None:

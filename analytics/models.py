@@ -170,8 +170,23 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Part of the login session's id: bumped when the password or the role changes, which ends
+    # every session of the user on every node.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'viewer')", name="role"),)
+
+
+class AuditEntry(db.Model):
+    """Who changed what in Settings (sites, origins, retention, share links, categories, users)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
 
 
 class Category(db.Model):

@@ -1,4 +1,5 @@
-"""Dashboard accounts: creation and password checks (scrypt via werkzeug)."""
+"""Dashboard accounts: creation, password rules and checks (scrypt via werkzeug), and the
+changes that end a user's sessions (a new password, a new role)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 from .models import ROLES, User, utcnow
+from .passwords import problem
 from .sites import InvalidInput
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
+
+
+def check_password(password: str, email: str = "") -> None:
+    found = problem(password, email)
+    if found:
+        raise InvalidInput(found)
 
 
 def create_user(email: str, password: str, role: str = "admin") -> User:
@@ -22,8 +29,7 @@ def create_user(email: str, password: str, role: str = "admin") -> User:
         raise InvalidInput(f"not an email address: {email!r}")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"the password needs at least {MIN_PASSWORD} characters")
+    check_password(password, email)
     if db.session.execute(select(User.id).where(User.email == email)).first():
         raise InvalidInput(f"a user {email} already exists")
     user = User(email=email, password_hash=generate_password_hash(password, "scrypt"), role=role)
@@ -74,3 +80,36 @@ def delete_user(user_id: int, acting_user_id: int) -> None:
         raise InvalidInput("no such user")
     db.session.delete(user)
     db.session.commit()
+
+
+def change_password(user_id: int, current: str, new: str, confirm: str) -> User:
+    """Set a new password after checking the current one; every session of the user ends
+    (this one is renewed by the caller)."""
+    user = db.session.get(User, user_id)
+    if user is None or not check_password_hash(user.password_hash, current):
+        raise InvalidInput("the current password is not right")
+    if new != confirm:
+        raise InvalidInput("the two new passwords differ")
+    if new == current:
+        raise InvalidInput("the new password is the current one")
+    check_password(new, user.email)
+    user.password_hash = generate_password_hash(new, "scrypt")
+    user.session_epoch += 1
+    db.session.commit()
+    return user
+
+
+def set_role(user_id: int, role: str, acting_user_id: int) -> User:
+    """Change another user's role; their sessions end, so a demotion takes effect at once."""
+    if user_id == acting_user_id:
+        raise InvalidInput("you cannot change your own role")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise InvalidInput("no such user")
+    if user.role != role:
+        user.role = role
+        user.session_epoch += 1
+        db.session.commit()
+    return user

@@ -43,16 +43,16 @@ def test_users_create_prompts_for_the_password(runner):
 def test_users_create_rejects_bad_input(runner):
     assert (
         "not an email"
-        in runner.invoke(args=["users", "create", "nope", "--password", "x" * 9]).output
+        in runner.invoke(args=["users", "create", "nope", "--password", "fine-pass-21"]).output
     )
     assert (
-        "at least 8"
+        "at least 10"
         in runner.invoke(args=["users", "create", "a@b.co", "--password", "short"]).output
     )
-    runner.invoke(args=["users", "create", "a@b.co", "--password", "x" * 9])
+    runner.invoke(args=["users", "create", "a@b.co", "--password", "fine-pass-21"])
     assert (
         "already exists"
-        in runner.invoke(args=["users", "create", "a@b.co", "--password", "x" * 9]).output
+        in runner.invoke(args=["users", "create", "a@b.co", "--password", "fine-pass-21"]).output
     )
 
 

@@ -10,6 +10,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
@@ -60,6 +61,9 @@ def login() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | st
         user = authenticate(email, request.form.get("password", ""))
         if user is not None:
             throttle.succeeded(key)
+            # A new session at login: nothing planted in the one before it (session fixation)
+            # carries over, and its cookie changes.
+            session.clear()
             login_user(account(user))
             return redirect(target)
         throttle.failed(key)
@@ -92,6 +96,7 @@ def setup() -> Response | tuple[str, int] | str:
             except InvalidInput as exc:
                 flash(str(exc), "error")
             else:
+                session.clear()
                 login_user(account(user))
                 flash("Welcome! Create your first site below.")
                 return redirect(url_for("settings.index"))

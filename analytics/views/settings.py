@@ -1,6 +1,8 @@
-"""Settings (admins only): sites and their share links, collector categories, users.
+"""Settings (admins only): sites and their share links, collector categories, users, the
+admin's own password, and the audit log of all of these.
 
-Every change is a POST (CSRF-checked like every form) answered by a redirect back here.
+Every change is a POST (CSRF-checked like every form) answered by a redirect back here, and is
+written to the audit log (who, what, when).
 """
 
 from __future__ import annotations
@@ -9,12 +11,23 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from ..auth import admin_required
+from ..audit import latest, record
+from ..auth import account, admin_required
 from ..categories import add_category, remove_category
 from ..extensions import db
 from ..filters import parse_filters
@@ -29,7 +42,7 @@ from ..sites import (
     set_origins,
     set_retention,
 )
-from ..users import create_user, delete_user
+from ..users import change_password, create_user, delete_user, set_role
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -45,14 +58,16 @@ def _site(site_id: int) -> Site:
     return site
 
 
-def _attempt(action: Callable[[], Any], done: str) -> Response:
-    """Run one change; flash its outcome (the error in words) and go back to the page."""
+def _attempt(action: Callable[[], Any], done: str, audit: tuple[str, str]) -> Response:
+    """Run one change; log it in the audit log; flash its outcome (the error in words) and go
+    back to the page."""
     try:
         action()
     except InvalidInput as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:
+        record(*audit)
         flash(done)
     return redirect(url_for("settings.index"))
 
@@ -81,6 +96,7 @@ def index() -> str:
         categories=list(db.session.execute(select(Category).order_by(Category.name)).scalars()),
         users=list(db.session.execute(select(User).order_by(User.email)).scalars()),
         roles=ROLES,
+        audit=latest(),
     )
 
 
@@ -93,7 +109,11 @@ def site_create() -> Response:
         create_site(name, _lines(request.form.get("origins")))
         forget_sites(current_app)
 
-    return _attempt(create, f"Site {name.strip()!r} created. Paste its script tag below.")
+    return _attempt(
+        create,
+        f"Site {name.strip()!r} created. Paste its script tag below.",
+        ("site.create", f"{name.strip()!r}, origins: {_lines(request.form.get('origins'))}"),
+    )
 
 
 @bp.post("/sites/<int:site_id>/origins")
@@ -105,7 +125,11 @@ def site_origins(site_id: int) -> Response:
         set_origins(site, _lines(request.form.get("origins")))
         forget_sites(current_app)  # the ingest path caches each site's origins
 
-    return _attempt(change, f"Origins of {site.name!r} saved.")
+    return _attempt(
+        change,
+        f"Origins of {site.name!r} saved.",
+        ("site.origins", f"{site.public_id}: {_lines(request.form.get('origins'))}"),
+    )
 
 
 @bp.post("/sites/<int:site_id>/retention")
@@ -116,6 +140,7 @@ def site_retention(site_id: int) -> Response:
     return _attempt(
         lambda: set_retention(site, months),
         f"{site.name!r} keeps raw events for {months.strip()} months (applied by `purge`).",
+        ("site.retention", f"{site.public_id}: {months.strip()[:10]} months"),
     )
 
 
@@ -124,21 +149,38 @@ def site_retention(site_id: int) -> Response:
 def site_share(site_id: int) -> Response:
     site = _site(site_id)
     if request.form.get("action") == "revoke":
-        return _attempt(lambda: disable_sharing(site), f"Share link of {site.name!r} revoked.")
-    return _attempt(lambda: enable_sharing(site), f"New share link for {site.name!r} created.")
+        return _attempt(
+            lambda: disable_sharing(site),
+            f"Share link of {site.name!r} revoked.",
+            ("share.revoke", site.public_id),
+        )
+    return _attempt(
+        lambda: enable_sharing(site),
+        f"New share link for {site.name!r} created.",
+        ("share.create", site.public_id),
+    )
 
 
 @bp.post("/categories")
 @admin_required
 def category_add() -> Response:
     name = request.form.get("name", "")
-    return _attempt(lambda: add_category(name), f"Category {name.strip()!r} added.")
+    return _attempt(
+        lambda: add_category(name),
+        f"Category {name.strip()!r} added.",
+        ("category.add", repr(name.strip())),
+    )
 
 
 @bp.post("/categories/<int:category_id>/delete")
 @admin_required
 def category_delete(category_id: int) -> Response:
-    return _attempt(lambda: remove_category(category_id), "Category removed.")
+    found = db.session.get(Category, category_id)
+    return _attempt(
+        lambda: remove_category(category_id),
+        "Category removed.",
+        ("category.remove", repr(found.name if found else category_id)),
+    )
 
 
 @bp.post("/users")
@@ -150,10 +192,52 @@ def user_create() -> Response:
             form.get("email", ""), form.get("password", ""), form.get("role", "viewer")
         ),
         f"User {form.get('email', '').strip().lower()} created.",
+        ("user.create", f"{form.get('email', '').strip().lower()} as {form.get('role')}"),
     )
 
 
 @bp.post("/users/<int:user_id>/delete")
 @admin_required
 def user_delete(user_id: int) -> Response:
-    return _attempt(lambda: delete_user(user_id, current_user.id), "User deleted.")
+    found = db.session.get(User, user_id)
+    return _attempt(
+        lambda: delete_user(user_id, current_user.id),
+        "User deleted.",
+        ("user.delete", found.email if found else str(user_id)),
+    )
+
+
+@bp.post("/users/<int:user_id>/role")
+@admin_required
+def user_role(user_id: int) -> Response:
+    role = request.form.get("role", "")
+    found = db.session.get(User, user_id)
+    return _attempt(
+        lambda: set_role(user_id, role, current_user.id),
+        f"{found.email if found else 'The user'} is now {role}; their sessions have ended.",
+        ("user.role", f"{found.email if found else user_id} -> {role[:16]}"),
+    )
+
+
+@bp.post("/password")
+@admin_required
+def own_password() -> Response:
+    """The logged-in admin changes their own password: every session of theirs ends, and this
+    one goes on under the new epoch."""
+    form = request.form
+    try:
+        user = change_password(
+            current_user.id,
+            form.get("current", ""),
+            form.get("new", ""),
+            form.get("confirm", ""),
+        )
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("settings.index"))
+    record("user.password", f"{user.email} changed their password")
+    session.clear()
+    login_user(account(user))
+    flash("Password changed. Your other sessions have ended.")
+    return redirect(url_for("settings.index"))
