@@ -53,6 +53,7 @@ from .rollups.store import (
     param_time,
 )
 from .stats.dialect import dialect
+from .throttle import prune as prune_rate_counts
 
 PURGE_HOLDER = "purge"
 FOLDED = "rollup_purged_events"  # the temporary table of a day being folded
@@ -193,6 +194,7 @@ def purge(
             delete(EventError).where(EventError.received_at < errors_before)
         ).rowcount
         db.session.commit()
+        prune_rate_counts()  # rate limit windows past any limit's reach
         if dialect() == "postgresql" and any(r.days for r in reports):
             db.session.execute(text("ANALYZE events"))
             db.session.commit()

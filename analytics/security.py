@@ -1,4 +1,5 @@
-"""Browser-facing protections: CSRF on dashboard forms and security headers on HTML pages.
+"""Browser-facing protections: CSRF on dashboard forms, security headers on HTML pages, and
+query strings and forms made storable before any view reads them.
 
 CSRF is checked on every unsafe request, so a new form is protected without anyone remembering
 to; only the ingest blueprints are exempt (`exempt`), since tracked sites post to them cross-site
@@ -7,9 +8,12 @@ by design and carry no token.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Request, Response
+from flask import Blueprint, Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.datastructures import ImmutableMultiDict
+
+from .ingest.payload import clean_text
 
 csrf = CSRFProtect()
 
@@ -32,9 +36,28 @@ def add_html_headers(response: Response) -> Response:
     return response
 
 
+def clean_inputs() -> None:
+    """Replace NUL characters and lone surrogates in query parameters and form fields (names
+    and values) as ingest does with what it stores: PostgreSQL refuses NUL in text, and a
+    filter value carrying one used to fail its query (a 503, the error of a database that is
+    down). Cleaned, such a value compares like any other and matches what ingest stored."""
+    for name in ("args", "form"):
+        found = getattr(request, name)
+        if any(_dirty(k) or _dirty(v) for k, v in found.items(multi=True)):
+            cleaned = ImmutableMultiDict(
+                (clean_text(k), clean_text(v)) for k, v in found.items(multi=True)
+            )
+            setattr(request, name, cleaned)
+
+
+def _dirty(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.session_interface = PublicAwareSessionInterface()
+    app.before_request(clean_inputs)
     app.after_request(add_html_headers)
 
 
