@@ -11,13 +11,29 @@ PORT ?= 5000
 WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: run test lint bench soak fuzz clean
+.PHONY: run test lint bench soak fuzz lock audit clean
 
-$(BIN)/.installed: pyproject.toml
+# Every dependency comes from a lock, pinned with its hashes: requirements.lock (what the app
+# needs; the container installs it) and requirements-dev.lock (that and the tests' tools, the
+# same versions). `make lock` renews both after a change to pyproject.toml's dependencies. The
+# app itself is installed on top, without dependencies.
+$(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+lock: $(BIN)/.installed
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --upgrade \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra test \
+		--no-emit-index-url --no-emit-find-links -c requirements.lock \
+		-o requirements-dev.lock pyproject.toml
+
+# Known vulnerabilities of the locked versions (pip-audit); skips, saying so, without the data.
+audit: $(BIN)/.installed
+	$(BIN)/python .ci/audit
 
 instance/secret_key:
 	mkdir -p instance
