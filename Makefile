@@ -71,7 +71,7 @@ bench: $(BIN)/.installed
 soak: $(BIN)/.installed
 	@if [ -z "$(filter bench,$(MAKECMDGOALS))" ]; then $(BIN)/python -m bench soak $(BENCH_ARGS); fi
 
-# The fuzz tests at length, with fresh random cases (CI runs 60 fixed cases per test and database).
+# The fuzz tests at length, with fresh random cases (CI runs 30 fixed cases per test and database).
 fuzz: $(BIN)/.installed
 	@if [ -z "$$TEST_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		export TEST_POSTGRES_URL="$$(PG_INSTALL=0 .ci/start-postgres)"; \

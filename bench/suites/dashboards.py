@@ -23,7 +23,7 @@ from bench.report import Table, count, median, ms, percentile
 from bench.serving import ROOT, served
 
 NAME = "analytics_bench_dashboards"
-EMAIL, PASSWORD = "bench@example.org", "bench-password"
+EMAIL, PASSWORD = "bench@example.org", "measured-twice-cut-once"
 PAGES = [
     ("Overview", "/overview"),
     ("Actions", "/actions"),
