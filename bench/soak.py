@@ -15,8 +15,10 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ class Soak:
     # runs included, against the rows stored: more rows than answers by at most the requests in
     # flight when each wrk run stopped (wrk drops those answers; the server still stores them).
     answered: int
+    server_answered: int  # 2xx the server itself answered to POST /api/events (its access log)
     stored: int
     in_flight: int
     reads: int
@@ -62,6 +65,17 @@ class Soak:
     rss_early: int  # bytes, the workers together, at `early_at` seconds
     rss_end: int
     early_at: int
+
+
+def _answered_2xx(log: Path) -> int:
+    """How many `POST /api/events` the server answered 2xx, from its access log (format in
+    gunicorn.conf.py: `[time] "POST /api/events HTTP/1.1" 202 ...`)."""
+    found = 0
+    with open(log, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if '"POST /api/events ' in line and re.search(r'" 2\d\d ', line):
+                found += 1
+    return found
 
 
 def worker_rss(master: int) -> int:
@@ -127,7 +141,9 @@ def run(seconds: int = 600) -> Soak:
         "screen": 1280,
     }
     case = Case("soak", "bench.served_app:app", "/api/events", json.dumps(event))
-    proc, base = serve(case.module, env)
+    # The server's access log (as under `make run`): its own count of the 2xx it answered.
+    log = Path(tempfile.mkdtemp(prefix="analytics-soak-")) / "access.log"
+    proc, base = serve(case.module, env, extra=("--access-logfile", str(log)))
     try:
         warm = wrk(base, case, 2, CONNECTIONS)  # imports, caches, pools
         top = wrk(base, case, 10, CONNECTIONS)
@@ -157,7 +173,9 @@ def run(seconds: int = 600) -> Soak:
         sampler.join(timeout=5)
         acknowledged = sum(r.total - r.bad for r in (warm, top, probe, paced))
     finally:
-        stop(proc)
+        stop(proc)  # gracefully: requests in flight are answered (and logged) first
+    server_acknowledged = _answered_2xx(log)
+    shutil.rmtree(log.parent, ignore_errors=True)
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
@@ -173,6 +191,7 @@ def run(seconds: int = 600) -> Soak:
         non_2xx=sum(r.bad for r in (warm, top, probe, paced)),
         socket_errors=sum(r.socket_errors for r in (warm, top, probe, paced)),
         answered=acknowledged,
+        server_answered=server_acknowledged,
         stored=stored,
         in_flight=4 * CONNECTIONS,
         reads=len(times),

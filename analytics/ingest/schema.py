@@ -67,7 +67,7 @@ def sender_time(ts: dt.datetime | None, age_ms: float, now: dt.datetime) -> dt.d
     6 minutes fast, or an hour behind, is corrected to within 30 seconds. A clock that is right
     (an error of a network delay) is not moved at all.
     """
-    made = now - dt.timedelta(milliseconds=age_ms)
+    made = now - dt.timedelta(milliseconds=max(age_ms, 0))
     if ts is None:
         return made
     return ts + round((made - ts) / MINUTE) * MINUTE
@@ -120,7 +120,9 @@ class EventIn(BaseModel):
 
     site: Id = Field(description="The site's public id (from its script tag)")
     name: Name = Field(description="What happened: pageview, click, scroll, or your own name")
-    age: Annotated[float, Field(ge=0, le=MAX_AGE_MS, strict=True)] | None = Field(
+    # A negative age (the visitor's clock set back between two of the tab's pages) counts as 0:
+    # refusing it would lose the event.
+    age: Annotated[float, Field(ge=-MAX_AGE_MS, le=MAX_AGE_MS, strict=True)] | None = Field(
         None,
         description="Milliseconds since it happened, by the sender's monotonic clock, as the "
         "tracker sends it. Alone: the time is the server's receipt time minus age. With ts: ts "
