@@ -8,6 +8,8 @@ Chromium and skip without it unless REQUIRE_BROWSER=1.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import threading
@@ -159,15 +161,37 @@ def count(model_or_table) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
+@contextlib.contextmanager
+def served_in_thread(wsgi_app: Any) -> Iterator[str]:
+    """A WSGI app served over real HTTP on loopback in a background thread: its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over real HTTP on loopback in a background thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with served_in_thread(app) as base:
+        yield base
+
+
+def every_cell() -> list[tuple[str, str, str]]:
+    """(table, column, value as JSON text) for every non-null cell of every table: what a test
+    searches for data that must not be stored."""
+    cells = []
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)).mappings():
+                for column, value in row.items():
+                    if value is not None:
+                        cells.append((table.name, column, json.dumps(value, default=str)))
+    return cells
 
 
 @pytest.fixture(scope="session")

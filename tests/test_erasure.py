@@ -16,6 +16,7 @@ from analytics.models import Category, Event, EventError, Site, utcnow
 from analytics.rollups import refresh as rollups
 from analytics.stats.base import reference
 
+from .conftest import every_cell
 from .test_rollups import OVERVIEW, Period
 
 CHROME = (
@@ -73,20 +74,8 @@ def traffic(app, client, make_site) -> Site:
     return site
 
 
-def every_value() -> list[tuple[str, str, str]]:
-    """(table, column, value as text) for every non-null cell of every table."""
-    cells = []
-    with db.engine.connect() as conn:
-        for table in db.metadata.sorted_tables:
-            for row in conn.execute(sa.select(table)).mappings():
-                for column, value in row.items():
-                    if value is not None:
-                        cells.append((table.name, column, json.dumps(value, default=str)))
-    return cells
-
-
 def holding(person: str) -> list[tuple[str, str]]:
-    return sorted({(t, c) for t, c, text in every_value() if person in text})
+    return sorted({(t, c) for t, c, text in every_cell() if person in text})
 
 
 def test_forget_leaves_nothing_of_the_person_anywhere(traffic: Site, runner) -> None:

@@ -29,13 +29,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from analytics import create_app
 from analytics.extensions import db
 from analytics.models import Event, Site
 
-from .conftest import DESKTOP_CHROME, _migrated, _required
+from .conftest import DESKTOP_CHROME, _migrated, _required, served_in_thread
 
 OUTAGE_SECONDS = 20
 
@@ -105,14 +104,9 @@ def served(cluster: Cluster) -> Iterator[tuple[Any, str]]:
             "DEMO": True,
         }
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    with app.app_context():
-        yield app, f"http://127.0.0.1:{server.server_port}"
+    with served_in_thread(app) as base, app.app_context():
+        yield app, base
         db.engine.dispose()
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def get_status(url: str) -> int:
@@ -235,12 +229,8 @@ def host_site(analytics: str) -> Iterator[str]:
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body.encode()]
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with served_in_thread(app) as base:
+        yield base
 
 
 @pytest.mark.browser

@@ -10,11 +10,12 @@ import tempfile
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from analytics.extensions import db
 from analytics.models import Category
 from bench.serving import serve, stop
+
+from .conftest import every_cell
 
 ADDRESSES = ("203.0.113.77", "198.51.100.23", "2001:db8:85a3::8a2e:370:7334", "192.0.2.146")
 AGENTS = (
@@ -64,17 +65,6 @@ def send_everything(client, site) -> int:
         client.post("/login", data={"email": "nobody@example.org", "password": "x" * 12},
                     headers=headers)  # fmt: skip
     return sent
-
-
-def every_cell() -> list[tuple[str, str, str]]:
-    cells = []
-    with db.engine.connect() as conn:
-        for table in db.metadata.sorted_tables:
-            for row in conn.execute(sa.select(table)).mappings():
-                for column, value in row.items():
-                    if value is not None:
-                        cells.append((table.name, column, json.dumps(value, default=str)))
-    return cells
 
 
 def test_no_address_and_no_user_agent_is_stored_anywhere(client, site) -> None:

@@ -61,14 +61,35 @@ def quick_post(base: str) -> tuple[int, float]:
     return response.status_code, time.perf_counter() - started
 
 
+def find_nginx() -> str:
+    """Debian's nginx binary; skip without it (fail where REQUIRE_NGINX=1, as in CI)."""
+    nginx = shutil.which("nginx") or next(iter(glob.glob("/usr/sbin/nginx")), None)
+    if nginx is None:
+        if _required("REQUIRE_NGINX"):
+            pytest.fail("REQUIRE_NGINX=1 but nginx is missing (apt-get install nginx)")
+        pytest.skip("needs Debian's nginx (apt-get install nginx)")
+    return nginx
+
+
+def nginx_conf(top: str, site: str, daemon: bool = True) -> str:
+    """A whole nginx.conf in `top` around `site` (a docs/ server block), every path in `top`."""
+    conf = os.path.join(top, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(
+            ("" if daemon else "daemon off;\n")
+            + f"pid {top}/nginx.pid;\nerror_log {top}/error.log;\n"
+            "events { worker_connections 1024; }\n"
+            f"http {{\n access_log off;\n client_body_temp_path {top}/body;\n"
+            f" proxy_temp_path {top}/proxy;\n fastcgi_temp_path {top}/fastcgi;\n"
+            f" uwsgi_temp_path {top}/uwsgi;\n scgi_temp_path {top}/scgi;\n{site}\n}}\n"
+        )
+    return conf
+
+
 @pytest.fixture
 def proxied(server: str) -> Iterator[str]:
     """Debian's nginx running docs/nginx.conf (without TLS) in front of `server`: its base URL."""
-    nginx = shutil.which("nginx") or next(iter(glob.glob("/usr/sbin/nginx")), None)
-    if nginx is None:
-        if _required("REQUIRE_NGINX"):  # as in CI
-            pytest.fail("REQUIRE_NGINX=1 but nginx is missing (apt-get install nginx)")
-        pytest.skip("needs Debian's nginx (apt-get install nginx)")
+    nginx = find_nginx()
     documented = (ROOT / "docs" / "nginx.conf").read_text()
     site = documented.split("\nserver {\n    listen 80;")[0]  # the port-80 redirect goes
     port = free_port()
@@ -78,15 +99,7 @@ def proxied(server: str) -> Iterator[str]:
     site = site.replace("server 127.0.0.1:5000;", f"server {upstream};")
     top = tempfile.mkdtemp(prefix="analytics-nginx-")
     os.chmod(top, 0o777)  # nginx's workers run as nobody when the tests run as root
-    conf = os.path.join(top, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(
-            f"daemon off;\npid {top}/nginx.pid;\nerror_log {top}/error.log;\n"
-            "events { worker_connections 1024; }\n"
-            f"http {{\n access_log off;\n client_body_temp_path {top}/body;\n"
-            f" proxy_temp_path {top}/proxy;\n fastcgi_temp_path {top}/fastcgi;\n"
-            f" uwsgi_temp_path {top}/uwsgi;\n scgi_temp_path {top}/scgi;\n{site}\n}}\n"
-        )
+    conf = nginx_conf(top, site, daemon=False)
     proc = subprocess.Popen([nginx, "-p", top, "-c", conf], stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -197,24 +210,13 @@ def test_a_huge_content_length_is_refused_before_its_body(server: str, database_
 def test_the_compose_proxy_configuration_is_valid_nginx() -> None:
     """docs/nginx-compose.conf (docker-compose.yml's proxy) passes `nginx -t` (its upstream
     `app` named as an address here, where there is no Docker DNS)."""
-    nginx = shutil.which("nginx") or next(iter(glob.glob("/usr/sbin/nginx")), None)
-    if nginx is None:
-        if _required("REQUIRE_NGINX"):
-            pytest.fail("REQUIRE_NGINX=1 but nginx is missing (apt-get install nginx)")
-        pytest.skip("needs Debian's nginx (apt-get install nginx)")
+    nginx = find_nginx()
     site = (ROOT / "docs" / "nginx-compose.conf").read_text()
     site = site.replace("server app:5000;", "server 127.0.0.1:5000;")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
     top = tempfile.mkdtemp(prefix="analytics-nginx-")
     try:
-        conf = os.path.join(top, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(
-                f"pid {top}/nginx.pid;\nerror_log {top}/error.log;\nevents {{}}\n"
-                f"http {{\n client_body_temp_path {top}/body;\n proxy_temp_path {top}/proxy;\n"
-                f" fastcgi_temp_path {top}/fastcgi;\n uwsgi_temp_path {top}/uwsgi;\n"
-                f" scgi_temp_path {top}/scgi;\n{site}\n}}\n"
-            )
+        conf = nginx_conf(top, site)
         checked = subprocess.run([nginx, "-t", "-p", top, "-c", conf], capture_output=True)
         assert checked.returncode == 0, checked.stderr.decode()
     finally:
