@@ -10,6 +10,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import replica
 from .config import DEFAULTS, from_environment
 from .extensions import db, migrate
 
@@ -24,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _require_secret_key(app)
 
+    replica.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     from . import (
@@ -57,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         demo_views.bp,
     ):
         app.register_blueprint(blueprint)
+    replica.readers(app, dashboard_views.bp, live_views.bp, explorer.bp, export_views.bp)
     security.exempt(collect.bp, compat.bp)
     security.public(app, collect.bp, compat.bp, health.bp, apidocs.bp)
 

@@ -34,6 +34,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
     default_db = "sqlite:///" + os.path.join(instance_path, "analytics.sqlite3")
     return {
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(env.get("DATABASE_URL") or default_db),
+        # A read replica for dashboards, the explorer and exports (replica.py); unset: none.
+        "DATABASE_REPLICA_URL": normalise_database_url(env.get("DATABASE_REPLICA_URL") or ""),
         "SECRET_KEY": env.get("SECRET_KEY"),
         # Ingest limits: a body larger than this is refused before it is parsed.
         "MAX_BODY_BYTES": int(env.get("MAX_BODY_BYTES", 512 * 1024)),

@@ -10,6 +10,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from .replica import RoutingSession
+
 # Named constraints make migrations reproducible and let batch mode (SQLite) alter tables.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -24,7 +26,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate(render_as_batch=True, compare_type=True)
 
 

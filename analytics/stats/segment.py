@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
 )
 
+from .. import replica
 from ..extensions import db
 from ..segments import DIRECT, Condition, Segment
 from ..vocabulary import PAGEVIEW
@@ -127,16 +128,17 @@ def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
 def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
     """The period's events that the scope's segment keeps, copied once per request into a
     temporary table, with the scope to read it by (the same, segment done): or None outside a
-    request or on SQLite.
+    request, on SQLite or on a replica.
 
     Why: an Overview runs a dozen metrics over the same segment and period; each one scanned the
     period's events and tested every row against the segment. Now one statement does that, and
     the metrics read the smaller copy (not analysed: ANALYZE of 21 columns cost more than it
     saved, 110 ms of a 930 ms page at 1 M events). The table goes with the request's transaction,
     which is rolled back at its end (a dashboard request writes nothing); its name is unique, so
-    a request that did commit leaves a table no later request can meet.
+    a request that did commit leaves a table no later request can meet. Not on a read replica
+    (replica.py): a hot standby refuses CREATE TEMPORARY TABLE, so each metric tests the segment.
     """
-    if not has_request_context() or dialect() != "postgresql":
+    if not has_request_context() or dialect() != "postgresql" or replica.in_use():
         return None
     from ..rollups.read import SPAN_COLUMNS  # the columns every metric reads
 

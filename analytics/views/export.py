@@ -14,9 +14,9 @@ from ..auth import login_required
 from ..csv_sql import csv_stream
 from ..explorer import errors_select, events_select
 from ..export import stream_chunks
-from ..extensions import db
 from ..filters import Filters
 from ..models import Event, EventError
+from ..replica import read_engine
 from .common import current_filters
 
 bp = Blueprint("export", __name__, url_prefix="/export")
@@ -24,7 +24,7 @@ bp = Blueprint("export", __name__, url_prefix="/export")
 
 def _stream(stmt: Select, filename: str) -> Response:
     # Executed only once the response starts streaming.
-    return stream_chunks(csv_stream(db.engine, stmt), filename)
+    return stream_chunks(csv_stream(read_engine(), stmt), filename)
 
 
 def _name(kind: str, filters: Filters) -> str:
