@@ -147,8 +147,14 @@ def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
     if key not in cache:
         name = f"segment_events_{secrets.token_hex(6)}"
         columns = ", ".join(SPAN_COLUMNS)
+        # Only the columns' types are copied; the site's condition keeps the statement on one
+        # shard under Citus (DDL takes no bound parameters, hence the integer in the text).
+        site_id = int(scope.site.id)
         db.session.execute(
-            text(f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events WITH NO DATA")
+            text(
+                f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events"
+                f" WHERE site_id = {site_id} WITH NO DATA"
+            )
         )
         copy = table(name, *(column(c) for c in SPAN_COLUMNS))
         chosen = scoped(select(*(EVENTS.c[c] for c in SPAN_COLUMNS)), scope)
