@@ -27,6 +27,8 @@ from analytics import create_app
 from analytics.extensions import db
 from analytics.models import Site
 
+from . import routing
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # The server drops bot user agents, and headless Chromium names itself HeadlessChrome. A context's
 # user_agent does not reach beacons sent while a page unloads, so the browser itself gets this one.
@@ -99,6 +101,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     url = request.getfixturevalue("postgres_url")
     _truncate(url)
     return url
+
+
+@pytest.fixture(autouse=True)
+def citus_routing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On PostgreSQL, fail a test whose requests sent a statement that would not route to one
+    Citus shard (tests/routing.py); the test's own queries are not checked."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("database_url") != "postgresql":
+        yield
+        return
+    with routing.recorder(requests=True) as sent:
+        yield
+    if found := routing.unroutable(sent):
+        pytest.fail(routing.report(found, "while serving requests"), pytrace=False)
 
 
 @pytest.fixture
