@@ -42,7 +42,7 @@ instance/secret_key:
 
 run: $(BIN)/.installed instance/secret_key
 	export SECRET_KEY="$${SECRET_KEY:-$$(cat instance/secret_key)}" DEMO="$${DEMO:-1}"; \
-	$(BIN)/flask --app wsgi db upgrade && \
+	$(BIN)/flask --app wsgi db upgrade && $(BIN)/flask --app wsgi partitions ensure && \
 	exec $(BIN)/gunicorn --workers $(WORKERS) --threads 4 --bind $(HOST):$(PORT) \
 		--access-logfile - wsgi:app
 

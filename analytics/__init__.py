@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import replica
+from . import partitions, replica
 from .config import DEFAULTS, from_environment
 from .extensions import db, migrate
 
@@ -27,7 +27,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     replica.init_app(app)
     db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_dir())
+    migrate.init_app(
+        app, db, directory=_migrations_dir(), include_object=partitions.outside_partitions
+    )
     from . import (
         auth,
         models,  # noqa: F401  (register the tables with the metadata)

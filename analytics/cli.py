@@ -123,6 +123,8 @@ def purge_command(rollups: bool, public_id: str | None) -> None:
             f"{site.events} events, {site.raw_rollup_rows} raw rollup rows"
             + (f", {site.aggregates} aggregate rows" if rollups else f" ({kept})")
         )
+    if report.partitions_dropped:
+        click.echo(f"partitions dropped whole: {', '.join(report.partitions_dropped)}")
     click.echo(
         f"event_errors: removed {report.errors} received before "
         f"{report.errors_before:%Y-%m-%d %H:%M} UTC"
@@ -259,8 +261,53 @@ def rollups_status() -> None:
         )
 
 
+partitions_cli = AppGroup("partitions", help="Monthly partitions of events (PostgreSQL).")
+
+
+@partitions_cli.command("ensure")
+@click.option(
+    "--ahead",
+    default=None,
+    type=click.IntRange(0, 120),
+    help="Months ahead of this one to create (default 3).",
+)
+def partitions_ensure(ahead: int | None) -> None:
+    """Create this month's partition and the coming ones, and give every month that landed in
+    the default partition one of its own. Safe to run at any time, as often as you like."""
+    from .partitions import MONTHS_AHEAD, ensure
+
+    done = ensure(ahead=MONTHS_AHEAD if ahead is None else ahead)
+    if not done.partitioned:
+        click.echo("events is a plain table on this database (SQLite): nothing to do")
+        return
+    drained = ", ".join(f"{name} {rows} rows" for name, rows in done.drained.items())
+    click.echo(
+        f"created {len(done.created)} partitions"
+        + (f" ({', '.join(done.created)})" if done.created else "")
+        + (f"; moved out of the default partition: {drained}" if drained else "")
+    )
+
+
+@partitions_cli.command("list")
+def partitions_list() -> None:
+    """Each partition of events, its months and its rows (estimated from statistics)."""
+    from .partitions import DEFAULT, is_partitioned, partitions
+
+    if not is_partitioned():
+        click.echo("events is a plain table on this database (SQLite)")
+        return
+    for part in [*partitions(), None]:
+        name = DEFAULT if part is None else part.name
+        rows = db.session.execute(
+            db.text("SELECT reltuples::bigint FROM pg_class WHERE relname = :n"), {"n": name}
+        ).scalar()
+        span = "other months" if part is None else f"{part.start} to {part.end}"
+        click.echo(f"{name}\t{span}\t~{max(rows or 0, 0)} rows")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(rollups_cli)
+    app.cli.add_command(partitions_cli)
     for group in (sites_cli, users_cli, categories_cli):
         app.cli.add_command(group)
     app.cli.add_command(import_command)

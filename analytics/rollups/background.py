@@ -100,13 +100,16 @@ def release_on_exit(app: Flask, holder: str | None = None) -> None:
 
 
 def refresh_round(app: Flask, stopping: Callable[[], bool] = lambda: False) -> None:
-    """One round: whatever is queued, if this process gets the lease. Never raises: a database
-    outage must not end the refresher."""
+    """One round: whatever is queued, if this process gets the lease, and once an hour the
+    coming months' partitions of `events`. Never raises: a database outage must not end the
+    refresher."""
+    from ..partitions import ensure_now_and_then
     from .refresh import refresh
 
     with app.app_context():
         try:
             refresh(stopping=stopping)
+            ensure_now_and_then()
         except Exception:
             log.exception("rollup refresh failed; retrying next round")
         finally:
