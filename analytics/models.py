@@ -222,6 +222,7 @@ class RollupQueue(db.Model):
 
     __tablename__ = "rollup_queue"
 
+    # On PostgreSQL the key is (site_id, id) (migration 0009: Citus needs site_id in it).
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(Integer)
     day: Mapped[dt.date] = mapped_column(Date)
@@ -303,6 +304,7 @@ class RollupFact(db.Model):
     __tablename__ = "rollup_facts"
 
     # A surrogate key: a 1,024-character path can outgrow a b-tree entry, so keys stay unindexed.
+    # On PostgreSQL the key is (site_id, id) (migration 0009: Citus needs site_id in it).
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     metric: Mapped[str] = mapped_column(String(24))

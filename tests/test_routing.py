@@ -157,21 +157,14 @@ def test_the_hook_sees_requests_streamed_bodies_and_raw_cursors(postgres_url):
 
 # --- keys -------------------------------------------------------------------------------------
 
-KEYS_WITHOUT_SITE = "a surrogate id as primary key: Citus needs site_id in it (see issue 13)"
-
-
 @pytest.mark.parametrize(
     "table",
     [
         "events",
         "rollup_presence",
         "rollup_span_events",
-        pytest.param(
-            "rollup_facts", marks=pytest.mark.xfail(strict=True, reason=KEYS_WITHOUT_SITE)
-        ),
-        pytest.param(
-            "rollup_queue", marks=pytest.mark.xfail(strict=True, reason=KEYS_WITHOUT_SITE)
-        ),
+        "rollup_facts",
+        "rollup_queue",
     ],
 )
 def test_every_primary_and_unique_key_includes_site_id(postgres_url, table):

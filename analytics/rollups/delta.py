@@ -295,7 +295,9 @@ def _update_facts(site_id: int, day: dt.date) -> None:
         if any(values):
             rows.append((site_id, key[0], day, *key[1:], *values))
     for at in range(0, len(replaced), 500):
-        db.session.execute(delete(fact).where(fact.c.id.in_(replaced[at : at + 500])))
+        db.session.execute(
+            delete(fact).where(fact.c.site_id == site_id, fact.c.id.in_(replaced[at : at + 500]))
+        )
     bulk_insert(fact, FACT_COLUMNS, rows)
 
 
