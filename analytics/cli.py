@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from . import partitions
 from .categories import add_category
 from .demo_copy import load as copy_demo
 from .demo_data import load as load_demo
@@ -170,6 +172,7 @@ def import_command(fmt: str, file: str, site: str | None) -> None:
     with click.progressbar(length=size, label=f"{fmt} {file}", file=sys.stderr) as bar:
         result = import_file(file, fmt, site_id, site_public_id=public_id, progress=bar.update)
     click.echo(result.line())
+    partitions.ensure()  # old months landed in the default partition: each gets its own
 
 
 demo_cli = AppGroup("demo", help="Demo data for trying the dashboards.")
@@ -191,6 +194,8 @@ def demo_load(days: int, events: int, public_id: str | None, seed: int | None) -
     else:
         site = get_or_create_site("demo", "Demo site")
     label = f"demo events for {site.name} ({site.public_id})"
+    today = dt.datetime.now(dt.UTC).date()
+    partitions.cover(today - dt.timedelta(days=days), today)
     db.session.commit()  # end the read transaction: the load writes on connections of its own
     with click.progressbar(length=events, label=label, file=sys.stderr) as bar:
         if db.engine.dialect.name == "postgresql":  # COPY: millions of events in a minute or two
@@ -274,9 +279,7 @@ partitions_cli = AppGroup("partitions", help="Monthly partitions of events (Post
 def partitions_ensure(ahead: int | None) -> None:
     """Create this month's partition and the coming ones, and give every month that landed in
     the default partition one of its own. Safe to run at any time, as often as you like."""
-    from .partitions import MONTHS_AHEAD, ensure
-
-    done = ensure(ahead=MONTHS_AHEAD if ahead is None else ahead)
+    done = partitions.ensure(ahead=partitions.MONTHS_AHEAD if ahead is None else ahead)
     if not done.partitioned:
         click.echo("events is a plain table on this database (SQLite): nothing to do")
         return
@@ -291,13 +294,11 @@ def partitions_ensure(ahead: int | None) -> None:
 @partitions_cli.command("list")
 def partitions_list() -> None:
     """Each partition of events, its months and its rows (estimated from statistics)."""
-    from .partitions import DEFAULT, is_partitioned, partitions
-
-    if not is_partitioned():
+    if not partitions.is_partitioned():
         click.echo("events is a plain table on this database (SQLite)")
         return
-    for part in [*partitions(), None]:
-        name = DEFAULT if part is None else part.name
+    for part in [*partitions.partitions(), None]:
+        name = partitions.DEFAULT if part is None else part.name
         rows = db.session.execute(
             db.text("SELECT reltuples::bigint FROM pg_class WHERE relname = :n"), {"n": name}
         ).scalar()

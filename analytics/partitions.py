@@ -165,6 +165,23 @@ def ensure(today: dt.date | None = None, ahead: int = MONTHS_AHEAD) -> Ensured:
     return report
 
 
+def cover(first: dt.date, last: dt.date) -> list[str]:
+    """Partitions for every month from `first` to `last` (a bulk load of past events makes them
+    first, so that its rows go straight to their months); return those made."""
+    if not is_partitioned():
+        return []
+    have = {p.start for p in partitions()}
+    db.session.rollback()
+    made = []
+    month = month_start(first)
+    while month <= last:
+        if month not in have:
+            add_month(month)
+            made.append(name_of(month))
+        month = month_after(month)
+    return made
+
+
 def ensure_now_and_then(every: float = ENSURE_EVERY) -> None:
     """`ensure`, if this process has not run it in the last `every` seconds (the refresher
     calls this each round)."""

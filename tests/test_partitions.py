@@ -261,3 +261,18 @@ def test_the_ensure_command_says_what_it_made(pg_app, runner) -> None:
     assert again.output.strip() == "created 0 partitions"
     listed = runner.invoke(args=["partitions", "list"])
     assert listed.exit_code == 0 and partitions.DEFAULT in listed.output
+
+
+def test_a_demo_load_goes_straight_to_month_partitions(pg_app, runner) -> None:
+    """`demo load` (COPY of past events) makes the months it covers first: nothing waits in
+    the default partition for `ensure` to move it."""
+    result = runner.invoke(args=["demo", "load", "--days", "70", "--events", "600", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    where = _where_rows_are()
+    assert partitions.DEFAULT not in where
+    assert sum(where.values()) == 600 and len(where) >= 3
+    assert partitions.cover(dt.date(2025, 1, 1), dt.date(2025, 2, 28)) == [
+        "events_p2025_01",
+        "events_p2025_02",
+    ]
+    assert partitions.cover(dt.date(2025, 1, 1), dt.date(2025, 2, 28)) == []
