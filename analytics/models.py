@@ -199,6 +199,66 @@ class Category(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+GOAL_KINDS = ("page", "event", "benefit")
+
+
+class Goal(db.Model):
+    """Something a visit can do that a site counts as a conversion (analytics/goals.py):
+    - page: a page view whose path matches `path` (`*` matches any run of characters);
+    - event: an event named `event_name`, whose props equal every pair of `props`;
+    - benefit: an event named `event_name` (e.g. `teleservice`) on item `item_id` (any item
+      when it is NULL)."""
+
+    __tablename__ = "goals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str | None] = mapped_column(String(1024))
+    event_name: Mapped[str | None] = mapped_column(String(100))
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("uq_goals_site_name", "site_id", "name", unique=True),
+        CheckConstraint("kind IN ('page', 'event', 'benefit')", name="kind"),
+    )
+
+
+class Funnel(db.Model):
+    """Ordered steps (2 to 8) a visit goes through: each a goal's name (`{"goal": NAME}`) or an
+    inline page or event (`{"path": "/x"}`, `{"event": "name"}`), counted per visit in order."""
+
+    __tablename__ = "funnels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    steps: Mapped[list[dict[str, str]]] = mapped_column(JSONType)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("uq_funnels_site_name", "site_id", "name", unique=True),)
+
+
+class ApiToken(db.Model):
+    """A user's token for the stats API (/api/v1/stats). Only its SHA-256 is stored (the token
+    is 32 random bytes, so a fast hash is enough); `prefix` names it in lists. It may do what
+    its user's role may, and stops working when revoked or when the user is deleted."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
 class DailySalt(db.Model):
     """Today's salt for visitor ids; older ones are deleted so ids cannot be linked across days."""
 
