@@ -1,4 +1,5 @@
-"""`flask --app wsgi ...` commands: sites, users, categories. Each prints one line of result."""
+"""`flask --app wsgi ...` commands: sites, users, categories, goals and funnels. Each prints one
+line of result (a list, one line per row)."""
 
 from __future__ import annotations
 
@@ -306,12 +307,186 @@ def partitions_list() -> None:
         click.echo(f"{name}\t{span}\t~{max(rows or 0, 0)} rows")
 
 
+tokens_cli = AppGroup("tokens", help="API tokens for the stats API (/api/v1/stats).")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="API token", show_default=True, help="What the token is for.")
+def tokens_create(email: str, name: str) -> None:
+    """Create a token for a user and print it: it is shown this once, and stored hashed."""
+    from .tokens import create_token, find_user
+
+    try:
+        row, token = create_token(find_user(email).id, name)
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(token)
+    click.echo(f"token {row.id} ({row.prefix}...): copy it now, it is not stored", err=True)
+
+
+@tokens_cli.command("list")
+@click.argument("email")
+def tokens_list(email: str) -> None:
+    """A user's tokens: id, prefix, name, created, last used, revoked (never the token)."""
+    from .tokens import find_user, tokens_of
+
+    try:
+        user = find_user(email)
+    except InvalidInput as exc:
+        _fail(exc)
+
+    def when(value: dt.datetime | None) -> str:
+        return value.isoformat(" ", "seconds") if value else "-"
+
+    for row in tokens_of(user.id):
+        state = f"revoked {when(row.revoked_at)}" if row.revoked_at else "active"
+        click.echo(
+            f"{row.id}\t{row.prefix}...\t{row.name}\tcreated {when(row.created_at)}\t"
+            f"last used {when(row.last_used_at)}\t{state}"
+        )
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by its id (see `tokens list`): it stops working at once."""
+    from .tokens import revoke_token
+
+    try:
+        row = revoke_token(token_id, acting_user_id=0, acting_is_admin=True)
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(f"revoked token {row.id} ({row.prefix}...)")
+
+
+goals_cli = AppGroup("goals", help="A site's goals: conversions the Overview counts.")
+funnels_cli = AppGroup("funnels", help="A site's funnels: ordered steps counted per visit.")
+
+
+def _site(public_id: str) -> Site:
+    site = db.session.execute(
+        db.select(Site).where(Site.public_id == public_id)
+    ).scalar_one_or_none()
+    if site is None:
+        _fail(InvalidInput(f"no site with public id {public_id!r}"))
+    return site
+
+
+@goals_cli.command("add")
+@click.argument("site")
+@click.argument("name")
+@click.option("--page", default=None, help="A page goal: a path, `*` matches anything.")
+@click.option("--event", default=None, help="An event goal: the event's name.")
+@click.option("--prop", "props", multiple=True, help="With --event: KEY=VALUE (repeatable).")
+@click.option("--benefit", default=None, help="A benefit goal: an item id, or * for any.")
+@click.option("--type", "event_type", default=None, help="With --benefit: the event's name.")
+def goals_add(
+    site: str,
+    name: str,
+    page: str | None,
+    event: str | None,
+    props: tuple[str, ...],
+    benefit: str | None,
+    event_type: str | None,
+) -> None:
+    """Add a goal to SITE (a public id): exactly one of --page, --event, --benefit."""
+    from .goals import create_goal, parse_props
+
+    kinds = {"page": page, "event": event, "benefit": benefit}
+    chosen = [kind for kind, value in kinds.items() if value is not None]
+    if len(chosen) != 1:
+        _fail(click.UsageError("give exactly one of --page, --event, --benefit"))
+    if props and event is None:
+        _fail(click.UsageError("--prop goes with --event"))
+    if benefit is not None and not event_type:
+        _fail(click.UsageError("--benefit needs --type EVENT (e.g. --type teleservice)"))
+    found = _site(site)
+    try:
+        goal = create_goal(
+            found,
+            name,
+            chosen[0],
+            path=page,
+            event_name=event if event is not None else event_type,
+            props=parse_props(props),
+            item_id=benefit,
+        )
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(f"added {goal.kind} goal {goal.name}")
+
+
+@goals_cli.command("list")
+@click.argument("site")
+def goals_list(site: str) -> None:
+    """List SITE's goals: name, kind, definition."""
+    from .goals import describe, goals_of
+
+    for goal in goals_of(_site(site).id):
+        click.echo(f"{goal.name}\t{goal.kind}\t{describe(goal)}")
+
+
+@goals_cli.command("delete")
+@click.argument("site")
+@click.argument("name")
+def goals_delete(site: str, name: str) -> None:
+    """Delete SITE's goal NAME (refused while a funnel uses it)."""
+    from .goals import delete_goal
+
+    try:
+        delete_goal(_site(site), name)
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(f"deleted goal {name}")
+
+
+@funnels_cli.command("add")
+@click.argument("site")
+@click.argument("name")
+@click.argument("steps", nargs=-1, required=True)
+def funnels_add(site: str, name: str, steps: tuple[str, ...]) -> None:
+    """Add a funnel of 2 to 8 STEPS, each path:/x, event:NAME or a goal's name."""
+    from .goals import create_funnel
+
+    try:
+        funnel = create_funnel(_site(site), name, steps)
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(f"added funnel {funnel.name} of {len(funnel.steps)} steps")
+
+
+@funnels_cli.command("list")
+@click.argument("site")
+def funnels_list(site: str) -> None:
+    """List SITE's funnels: name and steps."""
+    from .goals import funnels_of, step_text
+
+    for funnel in funnels_of(_site(site).id):
+        click.echo(f"{funnel.name}\t" + " → ".join(step_text(s) for s in funnel.steps))
+
+
+@funnels_cli.command("delete")
+@click.argument("site")
+@click.argument("name")
+def funnels_delete(site: str, name: str) -> None:
+    """Delete SITE's funnel NAME."""
+    from .goals import delete_funnel
+
+    try:
+        delete_funnel(_site(site), name)
+    except InvalidInput as exc:
+        _fail(exc)
+    click.echo(f"deleted funnel {name}")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(rollups_cli)
     app.cli.add_command(partitions_cli)
-    for group in (sites_cli, users_cli, categories_cli):
+    for group in (sites_cli, users_cli, categories_cli, goals_cli, funnels_cli):
         app.cli.add_command(group)
     app.cli.add_command(import_command)
     app.cli.add_command(demo_cli)
     app.cli.add_command(purge_command)
     app.cli.add_command(forget_command)
+    app.cli.add_command(tokens_cli)

@@ -9,7 +9,8 @@ A comma or a backslash inside a value is written with a backslash before it (`a\
 value "a,b"), and so is a `!` that begins a value without negating it (`\\!important`).
 
 Visit-level dimensions keep or drop whole visits (a visit is judged by its entry page view for
-`entry`, `referrer` and `utm_*`, by its first event for `browser`, `os`, `device`, `country`);
+`entry`, `referrer` and `utm_*`, by its first event for `browser`, `os`, `device`, `country`,
+and by whether any of its events in the period reached the goal for `goal`);
 event-level ones keep or drop single events. A negated filter keeps what does not match,
 including what has no value at all. This module only parses and formats; the SQL is in
 `analytics/stats/segment.py`.
@@ -32,6 +33,9 @@ VISIT_DIMENSIONS = (
     "country",
 )
 EVENT_DIMENSIONS = ("path", "name", "item", "source", "category")
+# Visit-level too: keeps the visits that converted on the named goals (analytics/goals.py). Kept
+# apart from VISIT_DIMENSIONS, which are columns of an event a table can be broken down by.
+GOAL = "goal"
 PROP_PREFIX = "prop."
 DIRECT = "(direct)"  # the referrer of a visit that came with none, as the Referrers card says
 MAX_VALUES = 20  # values in one filter
@@ -50,7 +54,7 @@ class Condition:
 
     @property
     def visit_level(self) -> bool:
-        return self.dimension in VISIT_DIMENSIONS
+        return self.dimension in VISIT_DIMENSIONS or self.dimension == GOAL
 
     @property
     def prop_key(self) -> str | None:
@@ -129,7 +133,7 @@ def split_values(text: str) -> tuple[bool, tuple[str, ...]]:
 def _dimensions(args: Mapping[str, str]) -> Iterable[str]:
     props = 0
     for name in args:
-        if name in VISIT_DIMENSIONS or name in EVENT_DIMENSIONS:
+        if name in VISIT_DIMENSIONS or name in EVENT_DIMENSIONS or name == GOAL:
             yield name
         elif name.startswith(PROP_PREFIX) and 0 < len(name) - len(PROP_PREFIX) <= MAX_KEY_LENGTH:
             props += 1
@@ -152,7 +156,7 @@ def parse_segment(args: Mapping[str, str]) -> Segment:
     return Segment(tuple(sorted(conditions, key=_order)))
 
 
-_ORDER = {name: at for at, name in enumerate(VISIT_DIMENSIONS + EVENT_DIMENSIONS)}
+_ORDER = {name: at for at, name in enumerate((*VISIT_DIMENSIONS, GOAL, *EVENT_DIMENSIONS))}
 
 
 def _order(condition: Condition) -> tuple[int, str]:

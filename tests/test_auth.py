@@ -156,7 +156,8 @@ def test_viewer_reads_but_cannot_open_settings(client, site):
     assert client.get("/settings").status_code == 403
     assert client.post("/settings/sites", data={"name": "Mine"}).status_code == 403
     page = client.get("/events").get_data(as_text=True)
-    assert 'href="/settings' not in page
+    assert 'href="/settings?' not in page and 'href="/settings"' not in page
+    assert 'href="/settings/tokens' in page  # their own API tokens, nothing else of Settings
 
 
 def test_admin_sees_settings_in_the_nav(client, site):

@@ -59,3 +59,14 @@ def url_host(column: ColumnElement) -> ColumnElement:
     rest = func.substr(column, find(column, "://") + 3)
     slash = find(rest, "/")
     return case((slash > 0, func.substr(rest, 1, slash - 1)), else_=rest)
+
+
+def path_matches(column: ColumnElement, pattern: str) -> ColumnElement:
+    """`column` matches a goal's path, where `*` stands for any run of characters and nothing
+    else is special; case-sensitive on both databases (SQLite's LIKE ignores case, so there the
+    pattern becomes a GLOB, whose own wildcards `?` and `[` are bracketed to stay literal)."""
+    if dialect() == "postgresql":
+        like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(like.replace("*", "%"), escape="\\")
+    glob = "".join({"?": "[?]", "[": "[[]"}.get(char, char) for char in pattern)
+    return column.op("GLOB")(glob)

@@ -4,7 +4,8 @@
 table and CSV honours the filters with its SQL unchanged. Event-level filters compare the
 event's own column; visit-level ones keep the events of the visits that match, judged within the
 same site and period: by the visit's entry page view for `entry`, `referrer` and `utm_*`, and by
-its first event for `browser`, `os`, `device` and `country`. Values compare as text; a negated
+its first event for `browser`, `os`, `device` and `country`, and by whether it reached the goal
+for `goal`. Values compare as text; a negated
 filter also keeps rows and visits that have no value.
 """
 
@@ -25,6 +26,7 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    false,
     func,
     insert,
     literal,
@@ -36,7 +38,9 @@ from sqlalchemy import (
 
 from .. import replica
 from ..extensions import db
-from ..segments import DIRECT, Condition, Segment
+from ..goals import condition as goal_condition
+from ..goals import goals_of, target
+from ..segments import DIRECT, GOAL, Condition, Segment
 from ..vocabulary import PAGEVIEW
 from .base import EVENTS, in_range, scoped, visit
 from .dialect import dialect, url_host
@@ -45,7 +49,7 @@ _EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "
                   "category": "category"}  # fmt: skip
 
 
-def _prop(ev: FromClause, key: str) -> ColumnElement:
+def prop_value(ev: FromClause, key: str) -> ColumnElement:
     """An event property's value as text (None when the event has no such property)."""
     if dialect() == "postgresql":
         return func.jsonb_extract_path_text(ev.c.props, literal(key))
@@ -62,7 +66,7 @@ def _match(column: ColumnElement, condition: Condition) -> ColumnElement:
 
 def _event_clause(ev: FromClause, condition: Condition) -> ColumnElement:
     key = condition.prop_key
-    column = _prop(ev, key) if key is not None else ev.c[_EVENT_COLUMNS[condition.dimension]]
+    column = prop_value(ev, key) if key is not None else ev.c[_EVENT_COLUMNS[condition.dimension]]
     return _match(column, condition)
 
 
@@ -88,7 +92,7 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
     firsts = _first_per_visit("seg_first", scope, own)
     columns: dict[str, ColumnElement] = {name: firsts.c[name] for name in own}
     source: Any = firsts
-    if any(c.dimension not in columns for c in segment.visit_conditions):
+    if any(c.dimension not in (*columns, GOAL) for c in segment.visit_conditions):
         entry_columns = ("path", "referrer", "utm_source", "utm_medium", "utm_campaign")
         landing = _first_per_visit("seg_entry", scope, entry_columns, PAGEVIEW)
         source = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
@@ -104,9 +108,23 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
                 else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
             ),
         }
-    return select(firsts.c.visit).select_from(source).where(
-        *(_match(columns[c.dimension], c) for c in segment.visit_conditions)
-    )
+    wheres = [
+        _converted(firsts.c.visit, c, scope)
+        if c.dimension == GOAL
+        else _match(columns[c.dimension], c)
+        for c in segment.visit_conditions
+    ]
+    return select(firsts.c.visit).select_from(source).where(*wheres)
+
+
+def _converted(key: ColumnElement, condition: Condition, scope: Any) -> ColumnElement:
+    """`key` is (or, negated, is not) a visit with an event in the scope's site and period that
+    reached one of the goals named; a name the site has no goal for reaches nothing."""
+    named = [g for g in goals_of(scope.site.id) if g.name in condition.values]
+    ev = EVENTS.alias("seg_goal")
+    reached = or_(*(goal_condition(target(g), ev) for g in named)) if named else false()
+    visits = in_range(select(visit(ev)).where(visit(ev).isnot(None), reached), scope, ev)
+    return key.not_in(visits) if condition.negated else key.in_(visits)
 
 
 def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:

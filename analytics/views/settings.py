@@ -1,5 +1,6 @@
 """Settings (admins only): sites and their share links, collector categories, users, the
-admin's own password, and the audit log of all of these.
+admin's own password, and the audit log of all of these. API tokens (`/settings/tokens`) are
+for every logged-in user: their own, and everyone's for an admin.
 
 Every change is a POST (CSRF-checked like every form) answered by a redirect back here, and is
 written to the audit log (who, what, when).
@@ -16,6 +17,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -27,7 +29,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from ..audit import latest, record
-from ..auth import account, admin_required
+from ..auth import account, admin_required, login_required
 from ..categories import add_category, remove_category
 from ..extensions import db
 from ..filters import parse_filters
@@ -241,3 +243,68 @@ def own_password() -> Response:
     login_user(account(user))
     flash("Password changed. Your other sessions have ended.")
     return redirect(url_for("settings.index"))
+
+
+# --- API tokens: every user manages their own; admins also see and revoke everyone's --------
+
+
+def _token_page(new_token: str | None = None) -> Response:
+    """The tokens page: the user's own tokens (everyone's for an admin), and a new one once."""
+    from ..tokens import every_token, tokens_of
+
+    sites = list(db.session.execute(select(Site).order_by(Site.name, Site.id)).scalars())
+    if current_user.is_admin:
+        rows = every_token()
+    else:
+        rows = [(token, current_user.email) for token in tokens_of(current_user.id)]
+    html = render_template(
+        "settings/tokens.html",
+        filters=parse_filters(request.args, sites) if sites else None,
+        hide_filter_bar=True,
+        sites=sites,
+        token_rows=rows,
+        new_token=new_token,
+    )
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"  # it may hold a token, shown this once
+    return response
+
+
+@bp.get("/tokens")
+@login_required
+def tokens() -> Response:
+    return _token_page()
+
+
+@bp.post("/tokens")
+@login_required
+def token_create() -> Response:
+    """Create a token for the logged-in user and show it on this answer only (no redirect: a
+    token must not travel through the session cookie or a URL)."""
+    from ..tokens import create_token
+
+    try:
+        row, token = create_token(current_user.id, request.form.get("name", ""))
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("settings.tokens"))
+    record("token.create", f"{current_user.email}: {row.prefix}... {row.name!r}")
+    return _token_page(new_token=token)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+def token_revoke(token_id: int) -> Response:
+    from ..tokens import revoke_token
+
+    try:
+        row = revoke_token(token_id, current_user.id, current_user.is_admin)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        owner = db.session.get(User, row.user_id)
+        record("token.revoke", f"{owner.email if owner else row.user_id}: {row.prefix}...")
+        flash(f"Token {row.prefix}... revoked: it no longer opens the API.")
+    return redirect(url_for("settings.tokens"))
