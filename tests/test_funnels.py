@@ -1,7 +1,11 @@
-"""Funnels: step counts against hand counts (steps out of order, repeated, skipped) and under
-filters, on SQLite and PostgreSQL."""
+"""Funnels: step counts against hand counts (steps out of order, repeated, skipped), under
+filters, and the funnel pages and CSVs, on SQLite and PostgreSQL; and one drawn in Chromium."""
 
 from __future__ import annotations
+
+import csv
+import io
+import os
 
 import pytest
 
@@ -9,6 +13,8 @@ from analytics import goals
 from analytics.filters import parse_filters
 from analytics.goals import create_funnel, resolve_steps
 from analytics.stats.funnels import funnel
+from tests.accounts import PASSWORD, logged_in, make_user
+from tests.conftest import CHROMIUM, DESKTOP_CHROME
 from tests.test_goals import define_goals, seed_funnel_traffic
 from tests.test_stats import Period
 
@@ -85,3 +91,99 @@ def test_an_empty_period_gives_zeros(simulator):
     )
     df = funnel(empty, steps(simulator))
     assert list(df["visits"]) == [0] * 5 and df["from_first_pct"].isna().all()
+
+
+def test_funnel_pages_and_csv(client, simulator):
+    logged_in(client)
+    query = {"site": simulator.public_id, "start": "2026-03-02", "end": "2026-03-08"}
+    listing = client.get("/funnels", query_string=query)
+    assert listing.status_code == 200 and "Simulator" in listing.text
+    found = goals.funnel_named(simulator.id, "Simulator")
+    page = client.get(f"/funnels/{found.id}", query_string=query)
+    assert page.status_code == 200
+    assert 'id="chart-funnel"' in page.text and '"type":"funnel"' in page.text
+    res = client.get("/csv/funnel.csv", query_string={**query, "funnel": found.id})
+    assert res.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(res.text)))
+    assert [int(r["visits"]) for r in rows] == EXPECTED
+    assert [r["label"] for r in rows] == SIMULATOR
+    filtered = client.get("/csv/funnel.csv", query_string={**query, "funnel": found.id,
+                                                           "country": "!FR"})  # fmt: skip
+    assert [int(r["visits"]) for r in csv.DictReader(io.StringIO(filtered.text))] == [
+        3, 2, 2, 0, 0,
+    ]  # fmt: skip
+    assert client.get("/funnels/999999", query_string=query).status_code == 404
+    assert client.get("/csv/funnel.csv", query_string=query).status_code == 404
+
+
+def test_another_sites_funnel_is_not_shown(client, simulator, make_site):
+    other = make_site(name="Elsewhere")
+    found = goals.funnel_named(simulator.id, "Simulator")
+    logged_in(client)
+    res = client.get(f"/funnels/{found.id}", query_string={"site": other.public_id})
+    assert res.status_code == 404
+
+
+def test_hostile_funnel_names_are_escaped(client, site, make_site):
+    seed_funnel_traffic(site, make_site(name="Other"))
+    name = '<img src=x onerror=alert(1)>"'
+    create_funnel(site, name, ["path:/<b>", "event:</script><script>alert(2)"])
+    found = goals.funnel_named(site.id, name)
+    logged_in(client)
+    query = {"site": site.public_id}
+    for path in ("/funnels", f"/funnels/{found.id}", "/settings"):
+        text = client.get(path, query_string=query).text
+        assert "<img src=x" not in text and "</script><script>alert(2)" not in text, path
+
+
+# --- Chromium -------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_goal_and_funnel_created_in_settings_are_drawn(app, live_server, site, make_site):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("REQUIRE_BROWSER", "") not in ("", "0"):
+            pytest.fail(f"REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    seed_funnel_traffic(site, make_site(name="Other"))
+    make_user()
+    query = f"site={site.public_id}&start=2026-03-02&end=2026-03-08"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=[f"--user-agent={DESKTOP_CHROME}"]
+        )
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{live_server}/login")
+        page.fill("input[name=email]", "admin@example.org")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live_server}/settings")
+        form = page.locator(f"form#goal-form-{site.id}")
+        form.locator("input[name=name]").fill("Home")
+        form.locator("select[name=kind]").select_option("page")
+        form.locator("input[name=path]").fill("/")
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".flash")).to_contain_text("Goal 'Home' added")
+        form = page.locator(f"form#funnel-form-{site.id}")
+        form.locator("input[name=name]").fill("Sim")
+        steps = "Home\npath:/simulation\npath:/simulation/resultats"
+        form.locator("textarea[name=steps]").fill(steps)
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".flash")).to_contain_text("Funnel 'Sim' added")
+
+        page.goto(f"{live_server}/overview?{query}")
+        row = page.locator("#card-goals tbody tr").first
+        expect(row).to_contain_text("Home")
+        expect(row).to_contain_text("6")
+        page.goto(f"{live_server}/funnels?{query}")
+        page.get_by_role("link", name="Sim").click()
+        expect(page.locator("#chart-funnel .main-svg").first).to_be_visible()
+        drawn = page.locator("#chart-funnel .funnellayer, #chart-funnel g.trace")
+        expect(drawn).not_to_have_count(0)
+        expect(page.locator("#card-funnel tbody tr")).to_have_count(3)
+        assert errors == []
+        browser.close()

@@ -1,11 +1,14 @@
 """Goals: definitions, the Goals card's numbers and the `goal=` filter against hand counts, the
-CLI, on SQLite and PostgreSQL.
+CLI and the Settings forms, on SQLite and PostgreSQL.
 
 The fixed data set (`seed_funnel_traffic`, also read by tests/test_funnels.py) is a week of
 visits to a benefits simulator, each written out below with what it does.
 """
 
 from __future__ import annotations
+
+import csv
+import io
 
 import pytest
 import sqlalchemy as sa
@@ -15,9 +18,10 @@ from analytics.extensions import db
 from analytics.filters import parse_filters
 from analytics.goals import create_funnel, create_goal
 from analytics.ingest.writer import store_events
-from analytics.models import Funnel, Goal
+from analytics.models import AuditEntry, Funnel, Goal
 from analytics.sites import InvalidInput
 from analytics.stats.goals import goal_conversions
+from tests.accounts import logged_in
 from tests.test_stats import CHROME, END, FIREFOX, SAFARI, Period, at, ev, pv
 
 HOME, SIM, RESULTS = "/", "/simulation", "/simulation/resultats"
@@ -270,3 +274,80 @@ def test_funnels_cli(runner, site):
     assert unknown.exit_code != 0 and "no goal 'Nope'" in unknown.output
     deleted = runner.invoke(args=["funnels", "delete", sid, "Sim"])
     assert deleted.exit_code == 0, deleted.output
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+def test_settings_add_and_delete_goals_and_funnels(client, site):
+    logged_in(client)
+    res = client.post(f"/settings/sites/{site.id}/goals", data={
+        "name": "Teleservice", "kind": "benefit", "event_name": "teleservice", "item_id": "",
+    }, follow_redirects=True)  # fmt: skip
+    assert res.status_code == 200 and "Goal &#39;Teleservice&#39; added" in res.text
+    client.post(f"/settings/sites/{site.id}/goals", data={
+        "name": "Signup", "kind": "event", "event_name": "signup", "props": "plan=pro\nn=2",
+    })  # fmt: skip
+    client.post(f"/settings/sites/{site.id}/goals",
+                data={"name": "Home", "kind": "page", "path": "/"})  # fmt: skip
+    bad = client.post(f"/settings/sites/{site.id}/goals",
+                      data={"name": "Bad", "kind": "page", "path": "nope"}, follow_redirects=True)
+    assert "starts with /" in bad.text
+    assert [g.name for g in goals.goals_of(site.id)] == ["Home", "Signup", "Teleservice"]
+    assert goals.goal_named(site.id, "Signup").props == {"plan": "pro", "n": "2"}
+    res = client.post(f"/settings/sites/{site.id}/funnels",
+                      data={"name": "F", "steps": "Home\nevent:signup\n\nTeleservice"})
+    assert res.status_code == 302
+    page = client.get("/settings").text
+    assert "Home → event:signup → Teleservice" in page
+    funnel = goals.funnel_named(site.id, "F")
+    client.post(f"/settings/sites/{site.id}/funnels/{funnel.id}/delete")
+    goal = goals.goal_named(site.id, "Home")
+    client.post(f"/settings/sites/{site.id}/goals/{goal.id}/delete")
+    assert goals.funnels_of(site.id) == []
+    assert [g.name for g in goals.goals_of(site.id)] == ["Signup", "Teleservice"]
+    actions = db.session.execute(sa.select(AuditEntry.action)).scalars().all()
+    assert actions.count("goal.add") == 3 and "funnel.add" in actions
+    assert "funnel.delete" in actions and "goal.delete" in actions
+
+
+def test_settings_goal_forms_are_for_admins(client, site):
+    logged_in(client, "viewer")
+    res = client.post(f"/settings/sites/{site.id}/goals",
+                      data={"name": "Home", "kind": "page", "path": "/"})  # fmt: skip
+    assert res.status_code in (302, 403)
+    assert goals.goals_of(site.id) == []
+
+
+# --- the Overview's card ------------------------------------------------------------------
+
+
+def test_overview_goals_card_and_csv(client, simulator):
+    logged_in(client)
+    query = {"site": simulator.public_id, "start": "2026-03-02", "end": "2026-03-08"}
+    page = client.get("/overview", query_string=query)
+    assert page.status_code == 200
+    assert 'id="card-goals"' in page.text
+    assert "goal=Teleservice+RSA" in page.text  # a row's link adds its goal filter
+    res = client.get("/csv/goals.csv", query_string=query)
+    assert res.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(res.text)))
+    assert {r["goal"]: (int(r["visits"]), int(r["events"])) for r in rows} == EXPECTED
+    filtered = client.get("/csv/goals.csv", query_string={**query, "goal": "Details"})
+    rows = {r["goal"]: r for r in csv.DictReader(io.StringIO(filtered.text))}
+    assert rows["Details"]["visits"] == "4" and rows["Details"]["conversion_rate"] == "100.0"
+    assert rows["Home"]["visits"] == "3"  # a d g
+
+
+def test_hostile_goal_names_are_escaped(client, site, make_site):
+    seed_funnel_traffic(site, make_site(name="Other"))
+    name = '<script>alert(1)</script>"&'
+    create_goal(site, name, "page", path="/")
+    logged_in(client)
+    query = {"site": site.public_id, "start": "2026-03-02", "end": "2026-03-08"}
+    for path in ("/overview", "/settings"):
+        page = client.get(path, query_string=query).text
+        assert "<script>alert(1)</script>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    filtered = client.get("/overview", query_string={**query, "goal": name})
+    assert filtered.status_code == 200 and "<script>alert(1)" not in filtered.text

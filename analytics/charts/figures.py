@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -153,4 +155,27 @@ def ctr_curve(df: pd.DataFrame, title: str) -> go.Figure:
     fig = _layout(fig, title)
     fig.update_xaxes(title={"text": "position in the list"}, dtick=1)
     fig.update_yaxes(title={"text": "details / shows (%)"}, ticksuffix="%")
+    return fig
+
+
+def funnel_chart(df: pd.DataFrame, title: str) -> go.Figure:
+    """A funnel's steps top to bottom, each bar its visits, labelled with the share of step 1."""
+    # Plotly reads a subset of HTML in labels; a step named `<b>` is shown as typed.
+    labels = [
+        html.escape(f"{int(step)}. {label}", quote=False)
+        for step, label in zip(df["step"], df["label"], strict=True)
+    ]
+    fig = go.Figure(
+        go.Funnel(
+            y=labels,
+            x=[int(v) for v in df["visits"]],
+            textinfo="value+percent initial",
+            marker={"color": COLOURS[0]},
+            connector={"line": {"color": "#d0d5dd"}},
+            hovertemplate="%{y}: %{x:,} visits<br>%{percentInitial:.1%} of step 1"
+            "<br>%{percentPrevious:.1%} of the previous step<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title, height=max(240, 70 + 56 * len(df)))
+    fig.update_yaxes(type="category", gridcolor="rgba(0,0,0,0)")
     return fig

@@ -16,6 +16,8 @@ from .actions import (
     event_properties,
     events_over_time,
 )
+from .funnels import funnel
+from .goals import goal_conversions
 from .lists import ctr_by_position, item_behaviour, list_items, position_heatmap
 from .live import live_minutes, live_numbers, live_pages
 from .overview import (
@@ -47,6 +49,8 @@ __all__ = [
     "event_pages",
     "event_properties",
     "events_over_time",
+    "funnel",
+    "goal_conversions",
     "item_behaviour",
     "list_items",
     "live_minutes",

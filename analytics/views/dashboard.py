@@ -1,4 +1,5 @@
-"""The analytic pages (overview, actions, one event, benefits) and the CSV behind each chart.
+"""The analytic pages (overview, actions, one event, benefits, funnels) and the CSV behind each
+chart.
 
 Every chart and table is a named entry of TABLES; a page and its `/csv/<name>.csv` link call the
 same entry with the same filters, so a download holds exactly the numbers on screen (the page may
@@ -19,7 +20,10 @@ from markupsafe import Markup
 from .. import charts, stats
 from ..auth import dashboard_access
 from ..export import csv_response
+from ..extensions import db
 from ..filters import Filters, first_event_time
+from ..goals import funnels_of, resolve_steps, step_text
+from ..models import Funnel
 from ..sites import script_tag
 from .assets import PLOTLY_VERSION
 from .common import current_filters, render_page
@@ -32,12 +36,14 @@ MAX_CHOICE = 200  # longest item id / event name a URL may choose
 
 @dataclass(frozen=True)
 class Choice:
-    """What a page chooses beyond the filters: one event name, one item, the table's order."""
+    """What a page chooses beyond the filters: one event name, one item, the table's order,
+    one funnel (by id)."""
 
     event: str | None = None
     item: str | None = None
     sort: str = "shows"
     descending: bool = True
+    funnel: int | None = None
 
     def args(self) -> dict[str, str | None]:
         """Query arguments that carry this choice to a CSV link."""
@@ -46,18 +52,36 @@ class Choice:
             "item": self.item,
             "sort": None if self.sort == "shows" else self.sort,
             "dir": None if self.descending else "asc",
+            "funnel": None if self.funnel is None else str(self.funnel),
         }
 
 
-def _choice(event: str | None = None) -> Choice:
+def _choice(event: str | None = None, funnel: int | None = None) -> Choice:
     args = request.args
     text = {k: (args.get(k) or "").strip()[:MAX_CHOICE] or None for k in ("event", "item", "sort")}
+    wanted = (args.get("funnel") or "").strip()
     return Choice(
         event=event or text["event"],
         item=text["item"],
         sort=text["sort"] or "shows",
         descending=args.get("dir") != "asc",
+        funnel=funnel if funnel is not None else (int(wanted) if wanted.isdigit() else None),
     )
+
+
+def _funnel(filters: Filters, funnel_id: int | None) -> Funnel:
+    """The site's funnel with this id; 404 for another site's or none."""
+    found = None
+    if funnel_id is not None and funnel_id < 2**31:  # a hand-typed id beyond an INTEGER
+        found = db.session.get(Funnel, funnel_id)
+    if found is None or found.site_id != filters.site.id:
+        abort(404, "No such funnel on this site.")
+    return found
+
+
+def _funnel_table(filters: Filters, choice: Choice) -> pd.DataFrame:
+    found = _funnel(filters, choice.funnel)
+    return stats.funnel(filters, resolve_steps(found.steps, filters.site.id))
 
 
 Table = Callable[[Filters, Choice], pd.DataFrame]
@@ -70,6 +94,7 @@ TABLES: dict[str, Table] = {
     "entry_pages": lambda f, c: stats.entry_pages(f),
     "referrers": lambda f, c: stats.referrers(f),
     "utm_campaigns": lambda f, c: stats.utm_campaigns(f),
+    "goals": lambda f, c: stats.goal_conversions(f),
     "browsers": lambda f, c: stats.browsers(f),
     "os": lambda f, c: stats.operating_systems(f),
     "devices": lambda f, c: stats.devices(f),
@@ -87,8 +112,11 @@ TABLES: dict[str, Table] = {
     "behaviour": lambda f, c: stats.item_behaviour(f, c.sort, c.descending),
     "heatmap": lambda f, c: stats.position_heatmap(f, c.item),
     "ctr": lambda f, c: stats.ctr_by_position(f, c.item),
+    # One funnel (needs `funnel`, an id of the site's)
+    "funnel": _funnel_table,
 }
 NEEDS_EVENT = {"event_timeseries", "event_properties", "event_pages"}
+NEEDS_FUNNEL = {"funnel"}
 
 
 def _tables(filters: Filters, choice: Choice, *names: str) -> dict[str, pd.DataFrame]:
@@ -144,6 +172,7 @@ def overview() -> str:
         "os",
         "devices",
         "countries",
+        "goals",
     )
     series = {"pageviews": "Page views", "visitors": "Visitors"}
     figures = {
@@ -236,6 +265,31 @@ def benefits() -> str:
     )
 
 
+@bp.get("/funnels")
+@dashboard_access
+def funnels() -> str:
+    """The site's funnels, each a link to its page."""
+    filters = current_filters()
+    rows = [
+        {"funnel": f, "steps": " → ".join(step_text(s) for s in f.steps)}
+        for f in funnels_of(filters.site.id)
+    ]
+    return _page("dashboard/funnels.html", filters, rows=rows)
+
+
+@bp.get("/funnels/<int:funnel_id>")
+@dashboard_access
+def funnel(funnel_id: int) -> str:
+    filters = current_filters()
+    found = _funnel(filters, funnel_id)
+    choice = _choice(funnel=found.id)
+    t = _tables(filters, choice, "funnel")
+    figures = {"funnel": charts.funnel_chart(t["funnel"], "")}
+    return _page(
+        "dashboard/funnel.html", filters, funnel=found, choice=choice, t=t, figures=_embed(figures)
+    )
+
+
 @bp.get("/csv/<table>.csv")
 @dashboard_access
 def csv(table: str) -> Response:
@@ -244,8 +298,12 @@ def csv(table: str) -> Response:
     choice = _choice()
     if make is None or (table in NEEDS_EVENT and not choice.event):
         abort(404, f"No table named {table!r} (or it needs ?event=NAME).")
+    if table in NEEDS_FUNNEL and choice.funnel is None:
+        abort(404, f"The table {table!r} needs ?funnel=ID.")
     filters = current_filters()
     subject = "-".join(v for v in (choice.event, choice.item) if v)
+    if table in NEEDS_FUNNEL:
+        subject = f"funnel{choice.funnel}"
     name = "-".join(
         v for v in (filters.site.public_id, table, subject, filters.start.date().isoformat()) if v
     )

@@ -1,6 +1,6 @@
-"""Settings (admins only): sites and their share links, collector categories, users, the
-admin's own password, and the audit log of all of these. API tokens (`/settings/tokens`) are
-for every logged-in user: their own, and everyone's for an admin.
+"""Settings (admins only): sites with their share links, goals and funnels, collector
+categories, users, the admin's own password, and the audit log of all of these. API tokens
+(`/settings/tokens`) are for every logged-in user: their own, and everyone's for an admin.
 
 Every change is a POST (CSRF-checked like every form) answered by a redirect back here, and is
 written to the audit log (who, what, when).
@@ -33,8 +33,19 @@ from ..auth import account, admin_required, login_required
 from ..categories import add_category, remove_category
 from ..extensions import db
 from ..filters import parse_filters
+from ..goals import (
+    create_funnel,
+    create_goal,
+    delete_funnel,
+    delete_goal,
+    describe,
+    funnels_of,
+    goals_of,
+    parse_props,
+    step_text,
+)
 from ..ingest.sites import forget_sites
-from ..models import ROLES, Category, Site, User
+from ..models import GOAL_KINDS, ROLES, Category, Funnel, Goal, Site, User
 from ..sites import (
     InvalidInput,
     create_site,
@@ -92,9 +103,18 @@ def index() -> str:
         hide_filter_bar=True,
         sites=sites,
         site_rows=[
-            {"site": s, "tag": script_tag(s, request.host_url), "share": share_url(s)}
+            {
+                "site": s,
+                "tag": script_tag(s, request.host_url),
+                "share": share_url(s),
+                "goals": [(g, describe(g)) for g in goals_of(s.id)],
+                "funnels": [
+                    (f, " → ".join(step_text(step) for step in f.steps)) for f in funnels_of(s.id)
+                ],
+            }
             for s in sites
         ],
+        goal_kinds=GOAL_KINDS,
         categories=list(db.session.execute(select(Category).order_by(Category.name)).scalars()),
         users=list(db.session.execute(select(User).order_by(User.email)).scalars()),
         roles=ROLES,
@@ -160,6 +180,72 @@ def site_share(site_id: int) -> Response:
         lambda: enable_sharing(site),
         f"New share link for {site.name!r} created.",
         ("share.create", site.public_id),
+    )
+
+
+@bp.post("/sites/<int:site_id>/goals")
+@admin_required
+def goal_add(site_id: int) -> Response:
+    """A goal from the form: `kind` says which of path, event_name (+ props), item_id count."""
+    site, form = _site(site_id), request.form
+    name, kind = form.get("name", "").strip(), form.get("kind", "")
+
+    def add() -> None:
+        create_goal(
+            site,
+            name,
+            kind,
+            path=form.get("path"),
+            event_name=form.get("event_name"),
+            props=parse_props(p for p in (form.get("props") or "").splitlines() if p.strip()),
+            item_id=form.get("item_id"),
+        )
+
+    return _attempt(
+        add,
+        f"Goal {name!r} added to {site.name!r}.",
+        ("goal.add", f"{site.public_id}: {name!r} ({kind[:16]})"),
+    )
+
+
+@bp.post("/sites/<int:site_id>/goals/<int:goal_id>/delete")
+@admin_required
+def goal_delete(site_id: int, goal_id: int) -> Response:
+    site, found = _site(site_id), db.session.get(Goal, goal_id)
+    if found is None or found.site_id != site.id:
+        abort(404)
+    name = found.name
+    return _attempt(
+        lambda: delete_goal(site, name),
+        f"Goal {name!r} deleted.",
+        ("goal.delete", f"{site.public_id}: {name!r}"),
+    )
+
+
+@bp.post("/sites/<int:site_id>/funnels")
+@admin_required
+def funnel_add(site_id: int) -> Response:
+    """A funnel from the form: one step a line (path:/x, event:NAME or a goal's name)."""
+    site, form = _site(site_id), request.form
+    name, steps = form.get("name", "").strip(), (form.get("steps") or "").splitlines()
+    return _attempt(
+        lambda: create_funnel(site, name, steps),
+        f"Funnel {name!r} added to {site.name!r}.",
+        ("funnel.add", f"{site.public_id}: {name!r}: {[s.strip() for s in steps if s.strip()]}"),
+    )
+
+
+@bp.post("/sites/<int:site_id>/funnels/<int:funnel_id>/delete")
+@admin_required
+def funnel_delete(site_id: int, funnel_id: int) -> Response:
+    site, found = _site(site_id), db.session.get(Funnel, funnel_id)
+    if found is None or found.site_id != site.id:
+        abort(404)
+    name = found.name
+    return _attempt(
+        lambda: delete_funnel(site, name),
+        f"Funnel {name!r} deleted.",
+        ("funnel.delete", f"{site.public_id}: {name!r}"),
     )
 
 
