@@ -16,6 +16,7 @@ from . import partitions
 from .categories import add_category
 from .demo_copy import load as copy_demo
 from .demo_data import load as load_demo
+from .demo_data import simulator_funnel
 from .extensions import db
 from .importer import FORMATS, import_file, site_for_import
 from .models import DEFAULT_RETENTION_MONTHS, Site
@@ -204,6 +205,7 @@ def demo_load(days: int, events: int, public_id: str | None, seed: int | None) -
             stored = copy_demo(url, site.id, days, events, seed=seed, progress=bar.update)
         else:
             stored = load_demo(site.id, days, events, seed=seed, progress=bar.update)
+    simulator_funnel(site)
     click.echo(f"stored {stored} events over {days} days in site {site.public_id}")
 
 

@@ -7,6 +7,7 @@ tracker (lower positions get more clicks) and, as the benefits simulator sends t
 17 event types. Some visits come from the old `/track` demo client (load / scroll / click) and
 some events from the Django collector. `load` writes them through the single write path;
 on PostgreSQL `demo_copy` writes the same events with COPY. Days are generated oldest first.
+`simulator_funnel` gives the demo site the goals and the funnel these visits go through.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .extensions import db
+from .goals import create_funnel, create_goal, funnel_named, goal_named
 from .ingest.legacy.benefits import CURRENT_VERSION, EVENT_TYPES
 from .ingest.writer import event_row, insert_events
-from .models import utcnow
+from .models import Site, utcnow
 
 BATCH = 5000
 
@@ -77,6 +79,7 @@ APPEAL = {
     item: 0.55 + 0.9 * ((i * 5) % len(BENEFITS)) / len(BENEFITS) for i, item in enumerate(BENEFITS)
 }
 ACTION_TYPES = [t for t in EVENT_TYPES if t not in ("show", "showDetails")]
+TELESERVICE_RATE = 0.35  # of the benefit pages opened from the results
 HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 7, 6, 5, 3, 2]
 WEEKDAY_WEIGHTS = [10, 10, 10, 9, 8, 5, 4]  # Monday .. Sunday
 
@@ -180,6 +183,7 @@ def _tracker_visit(
     utm_fields = dict(zip(("utm_source", "utm_medium", "utm_campaign"), utm or (), strict=False))
     path = _pick(rng, LANDINGS)[0]
     pages = min(1 + int(rng.expovariate(0.55)), 9)
+    details_of = None  # the benefit whose page this is, when opened from the results list
     for n in range(pages):
         extra = {"referrer": referrer, **utm_fields} if n == 0 else {}
         screen = 390 if visit.device == "mobile" else 1440
@@ -196,6 +200,11 @@ def _tracker_visit(
             visit.wait(20, 120)
             form = "simulation" if path == "/simulation" else "contact"
             visit.add("form_submit", path=path, category="forms", props={"form": form})
+        elif details_of is not None and rng.random() < TELESERVICE_RATE:
+            # The online service of a benefit opened from the results: the Simulator funnel's
+            # last step (demo site).
+            visit.wait(10, 90)
+            visit.add("teleservice", path=path, category="benefits", item_id=details_of)
         elif path.startswith("/aides/") and rng.random() < 0.2:
             visit.add("download", path=path, props={"url": f"{path}/notice.pdf"})
         elif path.startswith("/blog/") and rng.random() < 0.15:
@@ -207,6 +216,7 @@ def _tracker_visit(
         if not choices or n == pages - 1:
             break
         path = _pick(rng, choices)[0].format(item=opened or rng.choice(BENEFITS[:4]))
+        details_of = opened if opened is not None and path == f"/aides/{opened}" else None
         visit.wait(8, 150)
     return visit.rows
 
@@ -339,3 +349,24 @@ def _write(batch: list[dict[str, Any]], progress: Callable[[int], None] | None) 
     if progress is not None:
         progress(len(batch))
     return stored
+
+
+# (name, kind, definition): the goals of the demo's Simulator funnel, in its order.
+SIMULATOR_GOALS: list[tuple[str, str, dict[str, str]]] = [
+    ("Home", "page", {"path": "/"}),
+    ("Simulation", "page", {"path": "/simulation"}),
+    ("Results", "page", {"path": "/simulation/resultats"}),
+    ("Benefit details", "page", {"path": "/aides/*"}),
+    ("Teleservice", "benefit", {"event_name": "teleservice", "item_id": "*"}),
+]
+SIMULATOR = "Simulator"
+
+
+def simulator_funnel(site: Site) -> None:
+    """Give a demo site the Simulator funnel (home, simulation, results, a benefit's page, its
+    online service) and its goals; what already exists is kept as it is."""
+    for name, kind, definition in SIMULATOR_GOALS:
+        if goal_named(site.id, name) is None:
+            create_goal(site, name, kind, **definition)
+    if funnel_named(site.id, SIMULATOR) is None:
+        create_funnel(site, SIMULATOR, [name for name, _, _ in SIMULATOR_GOALS])

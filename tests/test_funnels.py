@@ -8,10 +8,13 @@ import io
 import os
 
 import pytest
+import sqlalchemy as sa
 
 from analytics import goals
+from analytics.extensions import db
 from analytics.filters import parse_filters
 from analytics.goals import create_funnel, resolve_steps
+from analytics.models import Site
 from analytics.stats.funnels import funnel
 from tests.accounts import PASSWORD, logged_in, make_user
 from tests.conftest import CHROMIUM, DESKTOP_CHROME
@@ -187,3 +190,17 @@ def test_goal_and_funnel_created_in_settings_are_drawn(app, live_server, site, m
         expect(page.locator("#card-funnel tbody tr")).to_have_count(3)
         assert errors == []
         browser.close()
+
+
+def test_demo_load_gives_the_simulator_funnel(runner):
+    result = runner.invoke(args=["demo", "load", "--days", "7", "--events", "6000", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    demo = db.session.execute(sa.select(Site).where(Site.public_id == "demo")).scalar_one()
+    found = goals.funnel_named(demo.id, "Simulator")
+    assert [goals.step_text(s) for s in found.steps] == [
+        "Home", "Simulation", "Results", "Benefit details", "Teleservice",
+    ]  # fmt: skip
+    visits = list(funnel(Period(demo, None, None), resolve_steps(found.steps, demo.id))["visits"])
+    assert all(v > 0 for v in visits) and visits == sorted(visits, reverse=True), visits
+    again = runner.invoke(args=["demo", "load", "--days", "1", "--events", "10"])
+    assert again.exit_code == 0 and len(goals.funnels_of(demo.id)) == 1  # kept, not doubled
