@@ -35,7 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         models,  # noqa: F401  (register the tables with the metadata)
         security,
     )
-    from .views import apidocs, collect, common, compat, explorer, health, settings
+    from .views import api, apidocs, collect, common, compat, explorer, health, settings
     from .views import assets as asset_views
     from .views import auth as auth_views
     from .views import dashboard as dashboard_views
@@ -59,10 +59,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         live_views.bp,
         asset_views.bp,
         demo_views.bp,
+        api.bp,
     ):
         app.register_blueprint(blueprint)
-    replica.readers(app, dashboard_views.bp, live_views.bp, explorer.bp, export_views.bp)
-    security.exempt(collect.bp, compat.bp)
+    replica.readers(app, dashboard_views.bp, live_views.bp, explorer.bp, export_views.bp, api.bp)
+    security.exempt(collect.bp, compat.bp, api.bp)
+    security.sessionless(app, api.bp)  # a token, never a cookie
     security.public(app, collect.bp, compat.bp, health.bp, apidocs.bp)
 
     from .rollups import background as rollup_refresher

@@ -19,7 +19,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, redirect, request, url_for
+from flask import Flask, Request, abort, g, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
 from sqlalchemy import select
 
@@ -65,6 +65,29 @@ def load_account(session_id: str) -> Account | None:
     if user is None or user.session_epoch != int(epoch):
         return None
     return account(user)
+
+
+API_BLUEPRINT = "api"  # the stats API (analytics/views/api.py): token, never session
+
+
+@login_manager.request_loader
+def load_token_account(req: Request) -> Account | None:
+    """On the stats API only: the account whose token `Authorization: Bearer` carries.
+
+    API requests have no session (they are sessionless paths), so Flask-Login asks this loader;
+    the account then reads what its user may read, with the role as it is now.
+    """
+    if req.blueprint != API_BLUEPRINT:
+        return None
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    from .tokens import authenticate
+
+    owner = authenticate(token.strip())
+    if owner is None:
+        return None
+    return Account(id=owner.user_id, email=owner.email, role=owner.role)
 
 
 def init_app(app: Flask) -> None:

@@ -3,7 +3,8 @@ query strings and forms made storable before any view reads them.
 
 CSRF is checked on every unsafe request, so a new form is protected without anyone remembering
 to; only the ingest blueprints are exempt (`exempt`), since tracked sites post to them cross-site
-by design and carry no token.
+by design and carry no token, and the stats API, which reads only and takes a bearer token, never
+a cookie (`sessionless`).
 """
 
 from __future__ import annotations
@@ -91,3 +92,13 @@ def public(app: Flask, *blueprints: Blueprint) -> None:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith(tuple(names)) and not rule.arguments:
             paths.add(rule.rule)
+
+
+def sessionless(app: Flask, *blueprints: Blueprint) -> None:
+    """Open no session on these blueprints' fixed paths, whose callers authenticate otherwise
+    (the stats API's bearer token): a browser's login cookie must never stand in for a token.
+
+    Call after registering them. Their answers still vary by caller: they set their own
+    Cache-Control.
+    """
+    public(app, *blueprints)
