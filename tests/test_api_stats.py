@@ -449,3 +449,30 @@ def test_last_use_is_noted(api, seeded, token):
     row = db.session.execute(db.select(ApiToken)).scalar_one()
     assert row.last_used_at is not None
     assert row.last_used_at > utcnow() - dt.timedelta(minutes=5)
+
+
+# --- the description ----------------------------------------------------------------------
+
+
+def test_openapi_describes_the_stats_api_with_its_bearer_scheme(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert "/api/events" in spec["paths"]  # next to the ingest endpoints
+    for name in ("summary", "timeseries", "breakdown", "goals", "funnel"):
+        operation = spec["paths"][f"{API}/{name}"]["get"]
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"200", "400", "401", "404"} <= set(operation["responses"])
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"site", "period", "start", "end", "country", "goal", "prop.KEY"} - names == {
+            "prop.KEY"
+        }
+    docs = client.get("/api/docs").get_data(as_text=True)
+    assert f"GET {API}/breakdown" in docs and "Authorization: Bearer" in docs
+
+
+def test_openapi_document_loads_in_schemathesis(app):
+    import schemathesis
+
+    loaded = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    paths = {result.ok().path for result in loaded.get_all_operations()}
+    assert {f"{API}/summary", f"{API}/funnel"} <= paths
