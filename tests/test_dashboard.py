@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.extensions import db
+from analytics.goals import create_funnel, create_goal
 from analytics.ingest.writer import event_row, store_events
 from analytics.models import Event
 from analytics.users import create_user
@@ -131,8 +132,10 @@ def test_csv_total_equals_the_database_count(viewer, seeded, table):
 
 
 def test_every_csv_downloads(viewer, seeded):
+    create_goal(seeded, "Pricing", "page", path="/pricing")
+    funnel = create_funnel(seeded, "Home to pricing", ["path:/", "Pricing"])
     for table in TABLES:
-        rows = download(viewer, table, week(seeded, event="signup"))
+        rows = download(viewer, table, week(seeded, event="signup", funnel=str(funnel.id)))
         assert rows, table
 
 

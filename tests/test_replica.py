@@ -18,8 +18,9 @@ from flask import Flask
 
 from analytics import create_app, replica
 from analytics.extensions import db
+from analytics.goals import create_funnel
 from analytics.models import Category, Event, EventError, RollupQueue, Site
-from analytics.views.dashboard import NEEDS_EVENT, TABLES
+from analytics.views.dashboard import NEEDS_EVENT, NEEDS_FUNNEL, TABLES
 from tests.accounts import login, make_user
 from tests.conftest import _truncate, count
 from tests.test_country import FR_V4
@@ -186,7 +187,12 @@ def read_paths(site) -> list[str]:
     paths = ["/overview", "/actions", "/actions/signup", "/lists", "/live", "/live.json"]
     paths += ["/events", "/errors", "/export/events.csv", "/export/errors.csv"]
     for table in TABLES:
-        paths.append(f"/csv/{table}.csv" + ("?event=signup" if table in NEEDS_EVENT else ""))
+        if table in NEEDS_FUNNEL:
+            funnel = create_funnel(site, "Home to pricing", ["path:/", "path:/pricing"])
+            db.session.refresh(site)  # the commit expired it; the test reads it detached later
+            paths += [f"/csv/{table}.csv?funnel={funnel.id}", "/funnels", f"/funnels/{funnel.id}"]
+        else:
+            paths.append(f"/csv/{table}.csv" + ("?event=signup" if table in NEEDS_EVENT else ""))
     return paths
 
 

@@ -338,19 +338,26 @@ def test_a_page_finds_the_visits_once_and_counts_the_same(app, seeded):
         {"referrer": "search.example", "name": "pageview"},
         {"country": "!FR", "prop.plan": "pro", "path": "/,/blog"},
         {"entry": "/", "utm_source": "!news", "item": "rsa", "source": "tracker"},
+        {"goal": "Pricing", "country": "!FR"},
+        {"goal": "!Pricing,Nope", "path": "/"},
     ],
 )
 def test_every_page_and_csv_answers_under_filters(client, seeded, query):
     """No page or CSV breaks under visit-level, event-level and property filters together."""
-    from analytics.views.dashboard import NEEDS_EVENT, TABLES
+    from analytics.goals import create_funnel, create_goal
+    from analytics.views.dashboard import NEEDS_EVENT, NEEDS_FUNNEL, TABLES
 
+    create_goal(seeded, "Pricing", "page", path="/pricing")
+    funnel = create_funnel(seeded, "Home to pricing", ["path:/", "Pricing"])
     client = logged_in(client)
     base = {"site": seeded.public_id, "start": "2026-03-02", "end": "2026-03-08", **query}
-    for path in ("/overview", "/live", "/actions", "/actions/pageview", "/lists", "/events"):
+    pages = ("/overview", "/live", "/actions", "/actions/pageview", "/lists", "/events")
+    for path in (*pages, "/funnels", f"/funnels/{funnel.id}"):
         res = client.get(path, query_string=base)
         assert res.status_code == 200, (path, res.status_code)
     for table in TABLES:
         extra = {"event": "pageview"} if table in NEEDS_EVENT else {}
+        extra |= {"funnel": funnel.id} if table in NEEDS_FUNNEL else {}
         res = client.get(f"/csv/{table}.csv", query_string={**base, **extra})
         assert res.status_code == 200, (table, res.status_code)
     assert client.get("/live.json", query_string=base).status_code == 200
