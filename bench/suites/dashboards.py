@@ -20,6 +20,7 @@ from analytics.extensions import db
 from analytics.goals import create_funnel
 from analytics.models import Site, utcnow
 from analytics.users import create_user
+from bench import api_timing
 from bench.database import drop_database
 from bench.loading import load, refresh_cost, settle
 from bench.report import Table, count, median, ms, percentile
@@ -106,6 +107,7 @@ def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
         cost = refresh_cost(loaded.app, loaded.site_id)
         with loaded.app.app_context():
             create_user(EMAIL, PASSWORD, "viewer")
+            token = api_timing.make_token(EMAIL)
             funnel_id = _funnel(loaded.site_id)
             db.session.remove()
             db.engine.dispose()
@@ -118,9 +120,13 @@ def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
         )
         with served("bench.served_app:app", env) as base:
             timings = _measure(base, loaded.public_id, args.requests, funnel_id)
+            api_times = api_timing.measure(
+                base, (EMAIL, PASSWORD), loaded.public_id, token, args.requests, WARM_UPS
+            )
     finally:
         drop_database(NAME)
     rates = {
+        "api": api_times,
         "rounds": rounds,
         "load": median(loaded.load_rates),
         "bare": median(loaded.bare_rates),
@@ -214,4 +220,5 @@ def run(args: argparse.Namespace) -> list[Table]:
         "`/statistics` and `/benefits` read the main site (LEGACY_SITE); `today`/`30d`/`12m` are "
         "the `period` of the pages."
     )
-    return [loading, pages]
+    api = api_timing.table({s: rates[s]["api"] for s in sizes}, args.requests, WARM_UPS)
+    return [loading, pages, api]
