@@ -476,3 +476,23 @@ def test_openapi_document_loads_in_schemathesis(app):
     loaded = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     paths = {result.ok().path for result in loaded.get_all_operations()}
     assert {f"{API}/summary", f"{API}/funnel"} <= paths
+
+
+def test_goals_and_funnel_equal_their_csvs(api, pages, seeded):
+    from analytics.goals import create_funnel
+
+    query = goals_and_query(seeded)
+    for segment in ({}, {"country": "FR"}):
+        body = ok(api("goals", {**query, **segment}))
+        rows = download(pages, "goals", {**query, **segment})
+        columns = ["goal", "visits", "conversion_rate", "events"]
+        assert [[cell(r[c]) for c in columns] for r in body["results"]] == [
+            [r[c] for c in columns] for r in rows
+        ]
+    saved = create_funnel(seeded, "Signup", ["path:/", "path:/pricing", "Signed up"])
+    body = ok(api("funnel", {**query, "steps": "path:/,path:/pricing,Signed up"}))
+    rows = download(pages, "funnel", {**query, "funnel": str(saved.id)})
+    columns = ["step", "label", "visits", "from_previous_pct", "from_first_pct", "dropoff"]
+    assert [[cell(r[c]) for c in columns] for r in body["results"]] == [
+        [r[c] for c in columns] for r in rows
+    ]
