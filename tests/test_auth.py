@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 from flask import Flask, url_for
+from werkzeug.routing import IntegerConverter
 
 from analytics import create_app
 from analytics.extensions import db
@@ -26,7 +27,8 @@ def protected_routes() -> tuple[list[tuple[str, str]], set[str]]:
         access = getattr(app.view_functions[rule.endpoint], "access", None)
         if access and "GET" in (rule.methods or ()):
             args = {
-                name: 1 if "int" in str(rule._converters[name]) else "x" for name in rule.arguments
+                name: 1 if isinstance(rule._converters[name], IntegerConverter) else "x"
+                for name in rule.arguments
             }
             with app.test_request_context():
                 routes.append((url_for(rule.endpoint, **args), access))
