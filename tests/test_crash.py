@@ -116,6 +116,12 @@ def test_a_killed_worker_leaves_no_half_batch(pg_url: str, group_commit: str) ->
         while killed < KILLS:
             workers = workers_of(proc.pid)
             if workers:
+                # Kill a worker that is serving, not one still starting (on a busy machine a
+                # start takes seconds): once it has answered a round of posts, more are in flight.
+                seen = len(answers)
+                deadline = time.monotonic() + 30
+                while len(answers) < seen + CLIENTS and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 os.kill(workers[0], signal.SIGKILL)
                 killed += 1
             time.sleep(1.5)  # the master starts a new worker meanwhile
