@@ -33,7 +33,8 @@ from .conftest import count
 
 DAY0 = dt.datetime(2026, 3, 1)  # a Sunday: weeks and months are crossed too
 DAYS = 5
-EXAMPLES = int(os.environ.get("ROLLUP_EXAMPLES", "25"))
+# Random histories per property test: a few in `make test` (CI), many in `make fuzz`.
+EXAMPLES = int(os.environ.get("ROLLUP_EXAMPLES", "12"))
 
 
 @dataclass(frozen=True)
