@@ -30,11 +30,13 @@ RAW_INVALID_UTF8 = b"%FF%FE%C3%28"  # bytes that are not UTF-8, percent-encoded 
 FILTERS = (
     "path", "entry", "referrer", "utm_source", "utm_medium", "utm_campaign", "browser", "os",
     "device", "country", "name", "item", "source", "category", "prop.plan", "prop.' OR 1=1",
+    "goal",
 )  # fmt: skip
 BASICS = ("site", "period", "start", "end", "session", "endpoint", "before", "event", "share")
 PAGES = (
-    "/overview", "/live", "/actions", "/actions/pageview", "/lists", "/events", "/errors",
-    "/live.json", "/export/events.csv", "/export/errors.csv", "/csv/top_pages.csv",
+    "/overview", "/overview/goals", "/live", "/actions", "/actions/pageview", "/lists", "/events",
+    "/errors", "/live.json", "/export/events.csv", "/export/errors.csv", "/csv/top_pages.csv",
+    "/funnels", "/csv/goals.csv",
 )  # fmt: skip
 
 

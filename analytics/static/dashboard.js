@@ -2,8 +2,8 @@
    <script type="application/json" data-chart="ELEMENT_ID">, written by the server
    (analytics/charts/embed.py) and drawn here with Plotly: the pages' CSP allows no inline script.
    Loaded after /assets/plotly.min.js (both deferred, so in order). Also: the benefit picker
-   applies itself when changed, and a click on a bar of a chart marked data-filter filters the
-   view on that bar's label. */
+   applies itself when changed, a click on a bar of a chart marked data-filter filters the
+   view on that bar's label, and cards marked data-fragment are fetched after the page. */
 (function () {
   "use strict";
   function draw() {
@@ -108,7 +108,24 @@
       select.addEventListener("change", function () { select.form.submit(); });
     });
   }
-  function ready() { draw(); maps(); autosubmit(); }
+  // Cards the server sends apart (data-fragment: the URL of their HTML), because they read raw
+  // events and would hold the rest of the page back: the Overview's Goals card.
+  function fragments() {
+    var cards = document.querySelectorAll("[data-fragment]");
+    Array.prototype.forEach.call(cards, function (card) {
+      fetch(card.getAttribute("data-fragment"), { credentials: "same-origin" })
+        .then(function (r) {
+          if (!r.ok) throw new Error("the server answered " + r.status);
+          return r.text();
+        })
+        .then(function (html) { card.outerHTML = html; })
+        .catch(function (err) {
+          var note = card.querySelector("[data-loading]");
+          if (note) note.textContent = "This card could not be loaded: " + err.message;
+        });
+    });
+  }
+  function ready() { draw(); maps(); autosubmit(); fragments(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
   else ready();
 })();

@@ -26,7 +26,6 @@ from sqlalchemy import (
     case,
     cast,
     column,
-    false,
     func,
     insert,
     literal,
@@ -122,7 +121,9 @@ def _converted(key: ColumnElement, condition: Condition, scope: Any) -> ColumnEl
     reached one of the goals named; a name the site has no goal for reaches nothing."""
     named = [g for g in goals_of(scope.site.id) if g.name in condition.values]
     ev = EVENTS.alias("seg_goal")
-    reached = or_(*(goal_condition(target(g), ev) for g in named)) if named else false()
+    # An unknown name: a bound false, which SQLAlchemy does not fold into a bare WHERE false
+    # (the site and period conditions stay, so the statement still names its one site).
+    reached = or_(*(goal_condition(target(g), ev) for g in named)) if named else literal(False)
     visits = in_range(select(visit(ev)).where(visit(ev).isnot(None), reached), scope, ev)
     return key.not_in(visits) if condition.negated else key.in_(visits)
 

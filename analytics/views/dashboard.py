@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import Markup
 
 from .. import charts, stats
@@ -22,7 +22,7 @@ from ..auth import dashboard_access
 from ..export import csv_response
 from ..extensions import db
 from ..filters import Filters, first_event_time
-from ..goals import funnels_of, resolve_steps, step_text
+from ..goals import funnels_of, goals_of, resolve_steps, step_text
 from ..models import Funnel
 from ..sites import script_tag
 from .assets import PLOTLY_VERSION
@@ -172,7 +172,6 @@ def overview() -> str:
         "os",
         "devices",
         "countries",
-        "goals",
     )
     series = {"pageviews": "Page views", "visitors": "Visitors"}
     figures = {
@@ -191,6 +190,19 @@ def overview() -> str:
         t=t,
         figures=_embed(figures),
         countries_map=charts.script_json(countries),
+        has_goals=bool(goals_of(filters.site.id)),
+    )
+
+
+@bp.get("/overview/goals")
+@dashboard_access
+def overview_goals() -> str:
+    """The Overview's Goals card alone, which the page fetches after it is drawn: goals are
+    counted from the period's raw events (their cost grows with the period's events), and the
+    rest of the Overview, read from rollups, need not wait for them."""
+    filters = current_filters()
+    return render_template(
+        "dashboard/_goals_card.html", filters=filters, goals=stats.goal_conversions(filters)
     )
 
 
