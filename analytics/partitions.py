@@ -112,17 +112,17 @@ def months_in_default() -> list[dt.date]:
     )
 
 
-def add_month(month: dt.date) -> int:
+def add_month(month: dt.date) -> int | None:
     """Make the partition of `month`, moving its rows out of the default partition; commit.
 
-    Returns how many rows moved."""
+    Returns how many rows moved, or None when another process made it meanwhile."""
     name, start, end = name_of(month), month, month_after(month)
     db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     # Every app process runs `ensure` (the refresher): one at a time, the others find it done.
     db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('events partitions'))"))
     if db.session.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
         db.session.commit()
-        return 0
+        return None
     # Writers of this month's events would go to the default partition while its rows move:
     # they wait here instead (writers of other months, and readers, do not).
     db.session.execute(text(f"LOCK TABLE {DEFAULT} IN SHARE ROW EXCLUSIVE MODE"))
@@ -159,6 +159,8 @@ def ensure(today: dt.date | None = None, ahead: int = MONTHS_AHEAD) -> Ensured:
     db.session.rollback()  # each month in a transaction of its own
     for month in sorted(wanted - have):
         moved = add_month(month)
+        if moved is None:
+            continue
         report.created.append(name_of(month))
         if moved:
             report.drained[name_of(month)] = moved
@@ -175,8 +177,7 @@ def cover(first: dt.date, last: dt.date) -> list[str]:
     made = []
     month = month_start(first)
     while month <= last:
-        if month not in have:
-            add_month(month)
+        if month not in have and add_month(month) is not None:
             made.append(name_of(month))
         month = month_after(month)
     return made
