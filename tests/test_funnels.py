@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +16,6 @@ from analytics.goals import create_funnel, resolve_steps
 from analytics.models import Site
 from analytics.stats.funnels import funnel
 from tests.accounts import PASSWORD, logged_in, make_user
-from tests.conftest import CHROMIUM, DESKTOP_CHROME
 from tests.test_goals import define_goals, seed_funnel_traffic
 from tests.test_stats import Period
 
@@ -143,53 +141,49 @@ def test_hostile_funnel_names_are_escaped(client, site, make_site):
 
 
 @pytest.mark.browser
-def test_goal_and_funnel_created_in_settings_are_drawn(app, live_server, site, make_site):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(f"REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import expect, sync_playwright
+def test_goal_and_funnel_created_in_settings_are_drawn(
+    app, live_server, site, make_site, browser
+):
+    from playwright.sync_api import expect
 
     seed_funnel_traffic(site, make_site(name="Other"))
     make_user()
     query = f"site={site.public_id}&start=2026-03-02&end=2026-03-08"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=[f"--user-agent={DESKTOP_CHROME}"]
-        )
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{live_server}/login")
-        page.fill("input[name=email]", "admin@example.org")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.goto(f"{live_server}/settings")
-        form = page.locator(f"form#goal-form-{site.id}")
-        form.locator("input[name=name]").fill("Home")
-        form.locator("select[name=kind]").select_option("page")
-        form.locator("input[name=path]").fill("/")
-        form.locator("button[type=submit]").click()
-        expect(page.locator(".flash")).to_contain_text("Goal 'Home' added")
-        form = page.locator(f"form#funnel-form-{site.id}")
-        form.locator("input[name=name]").fill("Sim")
-        steps = "Home\npath:/simulation\npath:/simulation/resultats"
-        form.locator("textarea[name=steps]").fill(steps)
-        form.locator("button[type=submit]").click()
-        expect(page.locator(".flash")).to_contain_text("Funnel 'Sim' added")
+    # The session's one Playwright (conftest.browser): a second one in the same process clashes.
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", "admin@example.org")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server}/settings")
+    form = page.locator(f"form#goal-form-{site.id}")
+    form.locator("input[name=name]").fill("Home")
+    form.locator("select[name=kind]").select_option("page")
+    form.locator("input[name=path]").fill("/")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Goal 'Home' added")
+    form = page.locator(f"form#funnel-form-{site.id}")
+    form.locator("input[name=name]").fill("Sim")
+    steps = "Home\npath:/simulation\npath:/simulation/resultats"
+    form.locator("textarea[name=steps]").fill(steps)
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Funnel 'Sim' added")
 
-        page.goto(f"{live_server}/overview?{query}")
-        row = page.locator("#card-goals tbody tr").first
-        expect(row).to_contain_text("Home")
-        expect(row).to_contain_text("6")
-        page.goto(f"{live_server}/funnels?{query}")
-        page.get_by_role("link", name="Sim").click()
-        expect(page.locator("#chart-funnel .main-svg").first).to_be_visible()
-        drawn = page.locator("#chart-funnel .funnellayer, #chart-funnel g.trace")
-        expect(drawn).not_to_have_count(0)
-        expect(page.locator("#card-funnel tbody tr")).to_have_count(3)
-        assert errors == []
-        browser.close()
+    page.goto(f"{live_server}/overview?{query}")
+    row = page.locator("#card-goals tbody tr").first
+    expect(row).to_contain_text("Home")
+    expect(row).to_contain_text("6")
+    page.goto(f"{live_server}/funnels?{query}")
+    page.get_by_role("link", name="Sim").click()
+    expect(page.locator("#chart-funnel .main-svg").first).to_be_visible()
+    drawn = page.locator("#chart-funnel .funnellayer, #chart-funnel g.trace")
+    expect(drawn).not_to_have_count(0)
+    expect(page.locator("#card-funnel tbody tr")).to_have_count(3)
+    assert errors == []
+    context.close()
 
 
 def test_demo_load_gives_the_simulator_funnel(runner):
