@@ -113,7 +113,7 @@ class Filters:
         return first.isoformat() if first == last else f"{first.isoformat()} – {last.isoformat()}"
 
 
-def _date(value: str | None) -> dt.date | None:
+def parse_day(value: str | None) -> dt.date | None:
     """A YYYY-MM-DD date within sane years (so that date arithmetic can never overflow)."""
     try:
         day = dt.date.fromisoformat((value or "").strip()[:10])
@@ -181,7 +181,7 @@ def parse_filters(
     period = (args.get("period") or "").strip()
     if period not in PERIODS:
         period = DEFAULT_PERIOD if period else "custom"
-    start_day, end_day = _date(args.get("start")), _date(args.get("end"))
+    start_day, end_day = parse_day(args.get("start")), parse_day(args.get("end"))
     if not (start_day or end_day):
         period = DEFAULT_PERIOD if period == "custom" else period
         start, end = preset_range(period, site, now, earliest)

@@ -29,15 +29,12 @@ from flask_login import current_user
 
 from .. import stats
 from ..auth import visible_sites
-from ..filters import PERIODS, Filters, _date
+from ..filters import PERIODS, Filters, parse_day
 from ..goals import check_step_count, goal_named, parse_step, resolve_steps
 from ..segments import (
-    EVENT_DIMENSIONS,
     GOAL,
-    MAX_KEY_LENGTH,
     MAX_PROP_FILTERS,
     PROP_PREFIX,
-    VISIT_DIMENSIONS,
 )
 from ..sites import InvalidInput
 from ..stats.breakdown import breakdown as breakdown_table
@@ -117,17 +114,11 @@ def _echo(value: str) -> str:
     return repr(value[:ECHO] + ("..." if len(value) > ECHO else ""))
 
 
-def _is_filter(name: str) -> bool:
-    if name.startswith(PROP_PREFIX):
-        return 0 < len(name) - len(PROP_PREFIX) <= MAX_KEY_LENGTH
-    return name in VISIT_DIMENSIONS or name in EVENT_DIMENSIONS or name == GOAL
-
-
 def _scope(own: Iterable[str] = ()) -> Filters:
     """The request's site, period and filters, checked, then read as a dashboard reads them."""
     known = {*SCOPE, *own}
     for name in request.args:
-        if name not in known and not _is_filter(name):
+        if name not in known and not is_dimension(name):  # the filters are the dimensions
             raise _bad(name, "unknown parameter")
     props = [n for n in request.args if n.startswith(PROP_PREFIX)]
     if len(props) > MAX_PROP_FILTERS:
@@ -144,7 +135,7 @@ def _scope(own: Iterable[str] = ()) -> Filters:
     days: dict[str, dt.date] = {}
     for name in ("start", "end"):
         if (text := _arg(name)) is not None:
-            if (day := _date(text)) is None:
+            if (day := parse_day(text)) is None:
                 raise _bad(name, f"{_echo(text)} is not a date YYYY-MM-DD from 1970 to 2200")
             days[name] = day
     if period == "custom" and not days:
