@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.io.json import to_json_plotly
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "displayModeBar": False}
 
 
-def figure_json(fig: go.Figure) -> Markup:
+def figure_json(fig: dict[str, Any]) -> Markup:
     """The figure (data, layout, config) as escaped JSON, ready to put in a script element."""
-    return script_json({**fig.to_plotly_json(), "config": PLOT_CONFIG})
+    return script_json({**fig, "config": PLOT_CONFIG})
 
 
 def script_json(value: Any) -> Markup:
