@@ -182,6 +182,29 @@ def test_goal_filter_keeps_the_converted_visits(simulator, client):
     assert card["Details"] == (4, 4, 100.0)
 
 
+def test_a_goal_filtered_page_reads_the_goals_once(simulator, client):
+    """Every metric of the Overview builds its statement with the segment; the goals behind
+    `goal=` are read once per request for all of them, not once per metric."""
+    logged_in(client)
+
+    def goal_reads(query: str) -> int:
+        reads: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:
+            if "FROM goals" in statement:
+                reads.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            page = client.get(f"/overview?site={simulator.public_id}&period=all{query}")
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        assert page.status_code == 200
+        return len(reads)
+
+    assert goal_reads("&goal=Teleservice") == goal_reads("") + 1
+
+
 def test_path_patterns_are_literal_but_for_the_star(app, site, make_site):
     rows = [
         pv(site, at(2, 10), "/a_b", "s1", "v1"),

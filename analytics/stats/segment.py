@@ -116,14 +116,25 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
     return select(firsts.c.visit).select_from(source).where(*wheres)
 
 
+def _goals(site_id: int) -> list:
+    """The site's goals, read once per request: every metric of a page builds its statement
+    with the segment, and each would read the goals again (a dozen queries on an Overview)."""
+    if not has_request_context():
+        return goals_of(site_id)
+    cache = g.setdefault("segment_goals", {})
+    if site_id not in cache:
+        cache[site_id] = goals_of(site_id)
+    return cache[site_id]
+
+
 def _converted(key: ColumnElement, condition: Condition, scope: Any) -> ColumnElement:
     """`key` is (or, negated, is not) a visit with an event in the scope's site and period that
     reached one of the goals named; a name the site has no goal for reaches nothing."""
-    named = [g for g in goals_of(scope.site.id) if g.name in condition.values]
+    named = [x for x in _goals(scope.site.id) if x.name in condition.values]
     ev = EVENTS.alias("seg_goal")
     # An unknown name: a bound false, which SQLAlchemy does not fold into a bare WHERE false
     # (the site and period conditions stay, so the statement still names its one site).
-    reached = or_(*(goal_condition(target(g), ev) for g in named)) if named else literal(False)
+    reached = or_(*(goal_condition(target(x), ev) for x in named)) if named else literal(False)
     visits = in_range(select(visit(ev)).where(visit(ev).isnot(None), reached), scope, ev)
     return key.not_in(visits) if condition.negated else key.in_(visits)
 
