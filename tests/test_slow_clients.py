@@ -31,6 +31,9 @@ from bench.serving import ROOT, free_port, serve, stop
 
 from .conftest import DESKTOP_CHROME, _required
 
+# Its assertions are latencies under a flood: run alone, after the parallel tests (make test).
+pytestmark = pytest.mark.serial
+
 SLOW_CLIENTS = 40  # five times the threads of `make run` (2 workers x 4)
 
 
