@@ -1,5 +1,8 @@
 """The floor of a durable ingest: a minimal Flask app that parses the JSON body (one event or a
 list), INSERTs its rows into `events` with plain psycopg, commits synchronously, answers 204.
+One event is one INSERT; a list is one statement over the rows as a JSON array, the faster of
+the two bare batch forms the suite measures (about 1.6x `executemany`: 50 statements, and 50
+firings of the rollup trigger).
 
 Nothing else: no validation, no visitor hash, no user-agent parse, no grouping of requests, no
 asynchronous commit. Its p99 at 80 % of its own maximum rate is the least this machine can do
@@ -17,7 +20,7 @@ from typing import Any
 import psycopg
 from flask import Flask, request
 
-from analytics.ingest.writer import _SQL, _postgres_params, event_row
+from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
 from bench.database import libpq_url
 
 SQL = _SQL["postgresql"]  # the positional INSERT of bench/ingest.py's bare executemany
@@ -29,17 +32,16 @@ app = Flask(__name__)
 _local = threading.local()
 
 
-def row(event: dict[str, Any]) -> tuple[Any, ...]:
-    """The INSERT's parameters for one event: the fields it sends as they are, the rest
-    defaulted as the app's writer does."""
-    fields = event_row(
+def row(event: dict[str, Any]) -> dict[str, Any]:
+    """One event's row: the fields it sends as they are, the rest defaulted as the app's writer
+    does."""
+    return event_row(
         site_id=SITE_ID,
         source="bare",
         name=event.get("name"),
         session_id=event.get("session"),
         referrer=event.get("referrer"),
     )
-    return _postgres_params(fields)
 
 
 def _connection() -> psycopg.Connection:
@@ -52,11 +54,11 @@ def _connection() -> psycopg.Connection:
 @app.post("/api/events")
 def events():
     body = json.loads(request.get_data())
-    params = [row(event) for event in (body if isinstance(body, list) else [body])]
+    rows = [row(event) for event in (body if isinstance(body, list) else [body])]
     conn = _connection()
-    if len(params) == 1:  # autocommit: its own transaction, committed before execute returns
-        conn.execute(SQL, params[0])
+    # autocommit: each statement is its own transaction, committed before execute returns
+    if len(rows) == 1:
+        conn.execute(SQL, _postgres_params(rows[0]))
     else:
-        with conn.transaction(), conn.cursor() as cur:  # COMMIT at the block's end
-            cur.executemany(SQL, params)
+        conn.execute(ROWS_SQL, (rows_json(rows),)).fetchall()
     return "", 204

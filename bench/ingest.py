@@ -11,10 +11,10 @@ latency (wrk --latency) and the ratio to its baseline: single posts against a ba
 that only parses the JSON; 50-event batches against bare psycopg `executemany` of the same rows
 (and, for comparison, the bare one-statement JSON insert the app itself uses). `/api/events`
 also runs with group commit on (INGEST_GROUP_COMMIT=1), and once paced at 80 % of its maximum
-rate, for the p99 there. The floor of that p99 is measured the same way: the bare insert
-endpoint (bench/bare_insert_app.py: parse, INSERT, synchronous COMMIT, 204), single events
-and batches, at its own maximum and then paced at 80 % of it; the bare Flask endpoint, single
-events, paced likewise.
+rate, for the p99 there (the pacing is calibrated: `paced_delay`). The floor of that p99 is
+measured the same way: the bare insert endpoint (bench/bare_insert_app.py: parse, INSERT,
+synchronous COMMIT, 204), single events and batches, at its own maximum and then paced at 80 %
+of it; the bare Flask endpoint, single events, paced likewise.
 Then it checks that the database holds at least every event answered 2xx, per source. Our app
 runs as under `make run`, with its rollup triggers and refresher: while wrk posts single
 events and batches to it, the rollup lag is sampled (bench/freshness.py).
@@ -308,6 +308,23 @@ def cases(public_id: str, site_id: int) -> list[Case]:
     ]  # fmt: skip
 
 
+def paced_delay(base: str, case: Case, connections: int, pace: float, probes: list[Run]) -> float:
+    """The wrk delay (ms per connection between requests) that sends about `pace` requests/s.
+
+    wrk waits `delay` after each response, so a connection sends one request per delay plus
+    latency, and a delay of connections / pace alone undershoots (46-67 % of the maximum instead
+    of 80 %, measured). Two 3 s probes measure the time each request adds to the delay at this
+    load, and the delay is shortened by it. The probes' runs are appended to `probes`.
+    """
+    delay = connections / pace
+    for _ in range(2):
+        probe = wrk(base, case, 3, connections, delay_ms=delay * 1000)
+        probes.append(probe)
+        added = connections / max(probe.rate, 1e-9) - delay  # seconds per request beyond delay
+        delay = max(connections / pace - added, 0.0)
+    return delay * 1000
+
+
 def measure(
     seconds: int = 20,
     connections: int = 16,
@@ -327,25 +344,29 @@ def measure(
     public_id, site_id = _setup(url, env)
     todo = cases(public_id, site_id)
 
-    def one(case: Case, delay_ms: float | None = None) -> Run:
+    def one(case: Case, pace: float | None = None) -> Run:
+        """One run of `case` on a fresh server: at its maximum, or paced at `pace` requests/s."""
         proc, base = serve(case.module, env | case.env, server.workers, server.threads,
                            server.worker_class)  # fmt: skip
         try:
-            if case.lag and delay_ms is None:
+            if case.lag and pace is None:
                 settle(base, libpq_url(url))
                 # Sampled from the first post on: the warm-up's events wait in the queue too.
                 with LagSampler(libpq_url(url)) as sampler:
-                    warm = wrk(base, case, 2, connections)  # imports, caches, pools
+                    warm = [wrk(base, case, 2, connections)]  # imports, caches, pools
                     run = wrk(base, case, seconds, connections, server_pid=proc.pid)
                     fresh[case.lag].append(sampler.drain())
+            elif pace is None:
+                warm = [wrk(base, case, 2, connections)]
+                run = wrk(base, case, seconds, connections, server_pid=proc.pid)
             else:
-                warm = wrk(base, case, 2, connections)
-                pid = proc.pid if delay_ms is None else None
-                run = wrk(base, case, seconds, connections, delay_ms=delay_ms, server_pid=pid)
+                warm = [wrk(base, case, 2, connections)]
+                delay_ms = paced_delay(base, case, connections, pace, warm)
+                run = wrk(base, case, seconds, connections, delay_ms=delay_ms)
         finally:
             stop(proc)
         if case.source:
-            answered = sum(r.total - r.bad for r in (warm, run)) * case.per
+            answered = sum(r.total - r.bad for r in (*warm, run)) * case.per
             acknowledged[case.source] = acknowledged.get(case.source, 0) + answered
         return run
 
@@ -359,14 +380,13 @@ def measure(
     results = {label: sorted(r, key=lambda x: x.rate)[len(r) // 2] for label, r in runs.items()}
 
     # p99 at 80 % of the maximum rate: each connection waits between requests so that the
-    # connections together send about PACED x the median rate measured above. The baselines
-    # are paced at 80 % of their own maximum: the floor of our p99 on this machine.
+    # connections together send about PACED x the median rate measured above (`paced_delay`).
+    # The baselines are paced at 80 % of their own maximum: the floor of our p99 here.
     paced: dict[str, tuple[Run, float]] = {}
     for case in todo:
         if case.paced:
             target = PACED * results[case.label].rate
-            run = one(case, delay_ms=1000 * connections / target)
-            paced[case.label] = (run, target)
+            paced[case.label] = (one(case, pace=target), target)
 
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:

@@ -133,7 +133,8 @@ def _floor_note(found: dict) -> str:
         )
     return (
         f"p99 floor (the bare insert: parse the JSON, INSERT into `events` on a plain psycopg "
-        f"connection, one row by execute, a batch by executemany, synchronous COMMIT, 204; "
+        f"connection, one row by execute, a batch by one statement over a JSON array, "
+        f"synchronous COMMIT, 204; "
         f"same gunicorn, paced at "
         f"{ingest.PACED * 100:.0f} % of its own maximum) against {P99_TARGET * 1000:.0f} ms. "
         + "; ".join(parts)
