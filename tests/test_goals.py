@@ -205,6 +205,23 @@ def test_a_goal_filtered_page_reads_the_goals_once(simulator, client):
     assert goal_reads("&goal=Teleservice") == goal_reads("") + 1
 
 
+def test_a_goal_redefined_between_requests_is_read_again(simulator, client):
+    """The per-request copy of the goals lives on the request: the tests' app context, like a
+    script's, outlives many requests, and a copy kept in `g` would go stale."""
+    logged_in(client)
+
+    def visits() -> int:
+        week = "start=2026-03-02&end=2026-03-08"  # the seeded week, as `_filtered`
+        url = f"/csv/summary.csv?site={simulator.public_id}&{week}&goal=Teleservice"
+        rows = list(csv.DictReader(io.StringIO(client.get(url).get_data(as_text=True))))
+        return int(next(r for r in rows if r["metric"] == "visits")["value"])
+
+    assert visits() == 5  # a b e g r1: a teleservice on any benefit
+    goals.delete_goal(simulator, "Teleservice")
+    create_goal(simulator, "Teleservice", "page", path=HOME)  # the same name, now a page goal
+    assert visits() == 6  # a b c d g h: the visits with a home page view
+
+
 def test_path_patterns_are_literal_but_for_the_star(app, site, make_site):
     rows = [
         pv(site, at(2, 10), "/a_b", "s1", "v1"),

@@ -15,7 +15,7 @@ import dataclasses
 import secrets
 from typing import Any
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -118,10 +118,11 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
 
 def _goals(site_id: int) -> list:
     """The site's goals, read once per request: every metric of a page builds its statement
-    with the segment, and each would read the goals again (a dozen queries on an Overview)."""
+    with the segment, and each would read the goals again (a dozen queries on an Overview).
+    Kept on the request, not `g`: an app context (and its `g`) can outlive many requests."""
     if not has_request_context():
         return goals_of(site_id)
-    cache = g.setdefault("segment_goals", {})
+    cache = request.__dict__.setdefault("segment_goals", {})
     if site_id not in cache:
         cache[site_id] = goals_of(site_id)
     return cache[site_id]
@@ -148,7 +149,7 @@ def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
     """
     if not has_request_context() or dialect() != "postgresql":
         return None
-    cache = g.setdefault("segment_visits", {})
+    cache = request.__dict__.setdefault("segment_visits", {})  # not `g`: see `_goals`
     key = (segment, scope.site.id, scope.start, scope.end)
     if key not in cache:
         cache[key] = list(db.session.execute(matching_visits(segment, scope)).scalars())
@@ -172,7 +173,7 @@ def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
         return None
     from ..rollups.read import SPAN_COLUMNS  # the columns every metric reads
 
-    cache = g.setdefault("segment_events", {})
+    cache = request.__dict__.setdefault("segment_events", {})  # not `g`: see `_goals`
     key = (scope.segment, scope.site.id, scope.start, scope.end)
     if key not in cache:
         name = f"segment_events_{secrets.token_hex(6)}"
