@@ -6,7 +6,10 @@ Time buckets come back as a timestamp (PostgreSQL) or as ISO text (SQLite); call
 
 from __future__ import annotations
 
-from sqlalchemy import DateTime, Float, case, cast, func, literal
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import DateTime, Float, case, cast, func, literal, text
 from sqlalchemy.sql import ColumnElement
 
 from ..extensions import db
@@ -27,6 +30,21 @@ _SQLITE_BUCKETS: dict[str, tuple[str, ...]] = {
 def dialect() -> str:
     """'postgresql' or 'sqlite': the database the session talks to."""
     return db.session.get_bind().dialect.name
+
+
+@contextlib.contextmanager
+def without_nested_loops() -> Iterator[None]:
+    """Plan the statements run inside without nested-loop joins (PostgreSQL; elsewhere a no-op).
+
+    For joins of CTEs, whose rows the planner cannot estimate (a filter on a computed column
+    gets a default 0.5 %): it expects a handful of rows where there are thousands, and a nested
+    loop then compares every pair. Set for the transaction, put back after the block."""
+    if dialect() != "postgresql":
+        yield
+        return
+    db.session.execute(text("SET LOCAL enable_nestloop = off"))
+    yield  # on an error the transaction is rolled back, and the setting with it
+    db.session.execute(text("RESET enable_nestloop"))
 
 
 def time_bucket(column: ColumnElement, unit: str) -> ColumnElement:

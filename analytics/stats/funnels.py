@@ -12,7 +12,9 @@ SQL. One scan of the period's events keeps those that match any step (the site, 
 segment pinned by `scoped`) and numbers them within their visit by a window function: `seq`.
 Each step is then a GROUP BY visit of `min(seq)` over that step's events that come after the
 previous step's `seq`, a hash join on the visit: k small aggregates over the matching events, no
-window function per step and no join of `events` to itself. Counted per visit (a tracker
+window function per step and no join of `events` to itself; planned without nested loops,
+which the planner chose from its guess of a few rows per step and which compared every pair
+(854 of 954 ms for 4 steps over 30 days at 1 M events). Counted per visit (a tracker
 session, or the visitor for events without one), within the period: a visit that began before
 it counts only its events inside it.
 """
@@ -25,6 +27,7 @@ from sqlalchemy import and_, case, func, or_, select
 from ..extensions import db
 from ..goals import Target, condition
 from .base import EVENTS, Scope, percent, scoped, visit
+from .dialect import without_nested_loops
 
 COLUMNS = ["step", "label", "visits", "from_previous_pct", "from_first_pct", "dropoff"]
 
@@ -58,7 +61,9 @@ def funnel_counts(filters: Scope, steps: list[Target]) -> list[int]:
             .cte(f"funnel_step_{n}")
         )
     totals = [select(func.count()).select_from(r).scalar_subquery() for r in reached]
-    return [int(v or 0) for v in db.session.execute(select(*totals)).one()]
+    with without_nested_loops():
+        found_counts = db.session.execute(select(*totals)).one()
+    return [int(v or 0) for v in found_counts]
 
 
 def funnel(filters: Scope, steps: list[Target]) -> pd.DataFrame:
