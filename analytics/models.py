@@ -357,8 +357,9 @@ class RollupSpanEvent(db.Model):
 class RollupFact(db.Model):
     """One row of one metric's per-day counts, over the day's events not in rollup_span_events.
 
-    `metric` names a stats query (see analytics/stats/base.py METRICS); `k1..k3` are its group
-    keys as text ('' when it has fewer), `n1..n4` its counts and `x` a sum of seconds.
+    `metric` names a stats query (see analytics/stats/base.py METRICS); `k1..k4` are its group
+    keys as text ('' when it has fewer), `n1..n4` its counts and `x` a sum of seconds. A metric
+    split by a filter's value (analytics/rollups/slices.py) keeps the value in `k1`.
     """
 
     __tablename__ = "rollup_facts"
@@ -372,6 +373,7 @@ class RollupFact(db.Model):
     k1: Mapped[str] = mapped_column(String(1024), default="")
     k2: Mapped[str] = mapped_column(String(1024), default="")
     k3: Mapped[str] = mapped_column(String(1024), default="")
+    k4: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     n1: Mapped[int] = mapped_column(BigInteger, default=0)
     n2: Mapped[int] = mapped_column(BigInteger, default=0)
     n3: Mapped[int] = mapped_column(BigInteger, default=0)

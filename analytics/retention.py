@@ -55,6 +55,7 @@ from .rollups.store import (
     drop,
     events_table,
     fact_rows,
+    marker_row,
     midnight,
     param_time,
 )
@@ -126,7 +127,7 @@ def _fold(site_id: int, day: dt.date, where: str, params: dict) -> None:
     db.session.execute(
         delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
     )
-    rows.append((site_id, BUILT, day, "", "", "", 0, 0, 0, 0, 0.0))
+    rows.append(marker_row(site_id, BUILT, day))
     bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
 
 

@@ -43,10 +43,12 @@ from ..extensions import db
 from ..models import Event, RollupFact, RollupPresence, RollupQueue, RollupSpanEvent
 from ..stats.base import visit
 from ..stats.dialect import dialect
+from . import slices
 from .read import BUILT, SPAN_COLUMNS
 from .store import (
     DAY,
     FACT_COLUMNS,
+    KEY_COLUMNS,
     MEASURES,
     as_date,
     bulk_insert,
@@ -126,7 +128,9 @@ def recount_added(
     added: list[tuple[dt.datetime, uuid.UUID]],
 ) -> None:
     """Update a built day's presence, span events and facts for the rows `added`, in the
-    caller's transaction (which deletes the queue rows that listed them)."""
+    caller's transaction (which deletes the queue rows that listed them). The day's split
+    counts go (what is day-local may change); the refresher splits the day again later."""
+    slices.remove(site_id, day)
     connection = db.session.connection()
     drop(ADDED.name, KEYS.name)
     ADDED.create(connection)
@@ -263,7 +267,7 @@ def _update_facts(site_id: int, day: dt.date) -> None:
     change: dict[tuple, list] = {}
     for sign, rows in ((1, fact_rows(site_id, day, now)), (-1, fact_rows(site_id, day, before))):
         for row in rows:
-            sums = change.setdefault((row[1], *row[3:6]), [0, 0, 0, 0, 0.0])
+            sums = change.setdefault((row[1], *row[KEY_COLUMNS]), [0, 0, 0, 0, 0.0])
             for i, value in enumerate(row[MEASURES]):
                 sums[i] += sign * value
     change = {key: sums for key, sums in change.items() if any(sums)}
@@ -271,10 +275,10 @@ def _update_facts(site_id: int, day: dt.date) -> None:
         return
     fact = RollupFact.__table__
     stored = {
-        (m, k1, k2, k3): (id_, [n1, n2, n3, n4, x])
-        for id_, m, k1, k2, k3, n1, n2, n3, n4, x in db.session.execute(
+        (m, k1, k2, k3, k4): (id_, [n1, n2, n3, n4, x])
+        for id_, m, k1, k2, k3, k4, n1, n2, n3, n4, x in db.session.execute(
             select(
-                fact.c.id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3,
+                fact.c.id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3, fact.c.k4,
                 fact.c.n1, fact.c.n2, fact.c.n3, fact.c.n4, fact.c.x,
             ).where(
                 fact.c.site_id == site_id,

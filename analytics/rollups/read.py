@@ -27,7 +27,7 @@ from sqlalchemy import FromClause, and_, func, or_, select, union_all
 
 from ..extensions import db
 from ..models import Event, RollupFact, RollupQueue, RollupSpanEvent
-from ..stats.base import Metric, Scope
+from ..stats.base import SLICE, Metric, Scope
 from ..stats.dialect import text_time, time_bucket
 
 DAY = dt.timedelta(days=1)
@@ -183,7 +183,7 @@ def _rest(p: Plan) -> FromClause:
 
 
 def stored_columns(metric: Metric) -> dict[str, str]:
-    """Where each of a metric's columns is stored in rollup_facts: k1..k3, n1..n4 and x."""
+    """Where each of a metric's columns is stored in rollup_facts: k1..k4, n1..n4 and x."""
     out = {key: f"k{i}" for i, key in enumerate(metric.keys, start=1)}
     counts = iter(COUNT_COLUMNS)
     for measure in metric.measures:
@@ -191,15 +191,21 @@ def stored_columns(metric: Metric) -> dict[str, str]:
     return out
 
 
-def _stored(metric: Metric, p: Plan, bucket: str) -> pd.DataFrame:
+def _stored(metric: Metric, p: Plan, bucket: str, value: str | None = None) -> pd.DataFrame:
     """The metric's day-local counts, summed over the stored days of the plan: the month sums
-    of whole months (a year is 12 rows per group, not 365), the day rows of the rest."""
+    of whole months (a year is 12 rows per group, not 365), the day rows of the rest. With a
+    `value`, the metric is a split one (slices.py) and only that value's counts are read."""
     columns = stored_columns(metric)
+    keys_out = [k for k in metric.keys if value is None or k != SLICE]
     if p.first_day is None:
-        return pd.DataFrame(columns=list(columns))
+        return pd.DataFrame(columns=[*keys_out, *metric.measures])
     fact = RollupFact.__table__
     if metric.all_time and p.everything and not p.unbuilt:
         where = and_(fact.c.metric == total_metric(metric.name), fact.c.day == ALL_TIME)
+    elif value is not None:  # split counts have day rows only
+        where = and_(
+            fact.c.metric == metric.name, fact.c.k1 == value, _stored_days(fact.c.day, p)
+        )
     else:
         months = [] if "bucket" in metric.keys else _months(p)
         where = and_(fact.c.metric == metric.name, _stored_days(fact.c.day, p, months))
@@ -213,14 +219,14 @@ def _stored(metric: Metric, p: Plan, bucket: str) -> pd.DataFrame:
         time_bucket(text_time(fact.c[columns[k]]), bucket).label(k)
         if k == "bucket"
         else fact.c[columns[k]].label(k)
-        for k in metric.keys
+        for k in keys_out
     ]
     sums = [func.sum(fact.c[columns[m]]).label(m) for m in metric.measures]
     stmt = select(*keys, *sums).where(fact.c.site_id == p.site_id, where)
     if keys:
         stmt = stmt.group_by(*keys)
     rows = db.session.execute(stmt).all()
-    df = pd.DataFrame([tuple(r) for r in rows], columns=[*metric.keys, *metric.measures])
+    df = pd.DataFrame([tuple(r) for r in rows], columns=[*keys_out, *metric.measures])
     if not keys:
         df = df.dropna()  # SUM over no row is one row of NULLs
     return df
@@ -244,8 +250,59 @@ def key_text(value) -> str:
 def combine(metric: Metric, filters: Scope) -> pd.DataFrame:
     """The metric over the filters' range: stored day-local counts + raw SQL over the rest."""
     p = _cached_plan(filters)
-    stored = _stored(metric, p, filters.bucket)
-    rest = metric.counts(filters, _rest(p))
+    return _add(metric, _stored(metric, p, filters.bucket), metric.counts(filters, _rest(p)))
+
+
+def combine_split(metric: Metric, filters: Scope, dimension: str, value: str) -> pd.DataFrame:
+    """The metric under a one-value filter (`dimension` = `value`, the filters' segment): the
+    value's stored split counts of the split days + the metric's SQL, segment and all, over the
+    rest, whose visits are judged over that rest alone (it holds each of them whole)."""
+    from .slices import split_metric
+
+    p = _split_plan(filters)
+    stored = _stored(split_metric(metric, dimension), p, filters.bucket, value)
+    return _add(metric, stored, metric.counts(filters, _rest(p)))
+
+
+def _split_plan(filters: Scope) -> Plan:
+    """The plan of a split read: its stored days are the split ones; the other days and the
+    partial times are read raw. One per range and request, as `_cached_plan`."""
+    from .slices import SLICED
+
+    cache = request.__dict__.setdefault("rollup_plans", {}) if has_request_context() else {}
+    key = (filters.site.id, filters.start, filters.end, SLICED)
+    if key in cache:
+        return cache[key]
+    base = _cached_plan(filters)
+    if base.first_day is None:
+        return base
+    # Days built and not split (today, a day recounted in part since) are read raw, as are
+    # the days never built; a day with neither marker has no events.
+    fact = RollupFact.__table__
+    marked: dict[str, set[dt.date]] = {BUILT: set(), SLICED: set()}
+    for name, day in db.session.execute(
+        select(fact.c.metric, fact.c.day).where(
+            fact.c.site_id == base.site_id,
+            fact.c.metric.in_([BUILT, SLICED]),
+            fact.c.day >= base.first_day,
+            fact.c.day < base.end_day,
+        )
+    ):
+        marked[name].add(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10]))
+    missing = sorted((marked[BUILT] - marked[SLICED]) | set(base.unbuilt))
+    whole_days = {(_midnight(d), _midnight(d) + DAY) for d in base.unbuilt}
+    raw = [r for r in base.raw if r not in whole_days]
+    for day in missing:  # consecutive days as one range: a shorter statement
+        if raw and raw[-1][1] == _midnight(day):
+            raw[-1] = (raw[-1][0], _midnight(day) + DAY)
+        else:
+            raw.append((_midnight(day), _midnight(day) + DAY))
+    cache[key] = Plan(base.site_id, base.first_day, base.end_day, tuple(missing), tuple(raw))
+    return cache[key]
+
+
+def _add(metric: Metric, stored: pd.DataFrame, rest: pd.DataFrame) -> pd.DataFrame:
+    """Stored counts + counts of the rest, added per group."""
     for key in metric.keys:  # stored keys are text; make the raw side's alike
         if key != "bucket":
             rest[key] = [key_text(v) for v in rest[key]]

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ from ..models import (
     utcnow,
 )
 from ..stats.base import METRICS, visit
-from . import delta
+from . import delta, slices
 from .read import ALL_TIME, BUILT, SPAN_COLUMNS, month_metric, next_month, total_metric
 from .store import (
     DAY,
@@ -60,6 +61,7 @@ from .store import (
     drop,
     events_table,
     fact_rows,
+    marker_row,
     midnight,
     param_time,
     set_spans,
@@ -179,6 +181,7 @@ def refresh(
                 refresh_month(site, month)
             for site in sorted({site for site, _ in pairs}):
                 refresh_totals(site)
+        split_missing(site_id, stopping=stopping)
     finally:
         db.session.rollback()
         release_lease(refreshed=done > 0)
@@ -375,11 +378,8 @@ def _write_span_events(site_id: int, day: dt.date, start: dt.datetime) -> None:
     db.session.execute(insert(span).from_select([*SPAN_COLUMNS, "day"], chosen))
 
 
-def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
-    """Replace the day's facts with the counts of its day-local events."""
-    db.session.execute(
-        delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
-    )
+def _local_events(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
+    """A temporary table of the day's day-local events: all of them but its span events."""
     where = "site_id = :site AND occurred_at >= :start AND occurred_at < :end"
     if db.session.execute(
         select(func.count())
@@ -391,10 +391,46 @@ def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
             " AND s.occurred_at = e.occurred_at AND s.id = e.id)"
         )
     params = {"site": site_id, "start": param_time(start), "end": param_time(start + DAY)}
-    rows = fact_rows(site_id, day, events_table(LOCAL, where, params))
-    rows.append((site_id, BUILT, day, "", "", "", 0, 0, 0, 0, 0.0))
+    return events_table(LOCAL, where, params)
+
+
+def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
+    """Replace the day's facts with the counts of its day-local events (split by each filter's
+    value too, once the day has ended: slices.py)."""
+    db.session.execute(
+        delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
+    )
+    local = _local_events(site_id, day, start)
+    rows = fact_rows(site_id, day, local)
+    rows.append(marker_row(site_id, BUILT, day))
+    if slices.ended(day):
+        rows.extend(slices.fact_rows(site_id, day, local))
     bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
     drop(LOCAL)
+
+
+def split_missing(
+    site_id: int | None = None, seconds: float = 5.0, stopping: Callable[[], bool] = lambda: False
+) -> int:
+    """Split the counts of ended days that lack them (a day built while it was today, or
+    recounted in part since), newest first, each in its transaction, for about `seconds`: the
+    queue waits meanwhile (after an upgrade, every past day lacks them). Return how many."""
+    done, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until and not stopping():
+        found = slices.missing(site_id, limit=8)
+        if not found:
+            break
+        for site, day in found:
+            begin()
+            slices.remove(site, day)
+            local = _local_events(site, day, midnight(day))
+            bulk_insert(RollupFact.__table__, FACT_COLUMNS, slices.fact_rows(site, day, local))
+            drop(LOCAL)
+            db.session.commit()
+            done += 1
+            if time.monotonic() >= until:
+                break
+    return done
 
 
 def refresh_month(site_id: int, month: dt.date) -> None:
@@ -409,7 +445,7 @@ def refresh_month(site_id: int, month: dt.date) -> None:
             fact.c.metric.in_([month_metric(n) for n in names]),
         )
     )
-    keys = (fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3)
+    keys = (fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3, fact.c.k4)
     sums = (
         select(
             fact.c.site_id,
@@ -418,6 +454,7 @@ def refresh_month(site_id: int, month: dt.date) -> None:
             fact.c.k1,
             fact.c.k2,
             fact.c.k3,
+            fact.c.k4,
             *(func.sum(fact.c[c]).label(c) for c in ("n1", "n2", "n3", "n4", "x")),
         )
         .where(
@@ -449,10 +486,13 @@ def refresh_totals(site_id: int) -> None:
         fact.c.k1,
         fact.c.k2,
         fact.c.k3,
+        fact.c.k4,
         *(func.sum(fact.c[c]).label(c) for c in ("n1", "n2", "n3", "n4", "x")),
     ).where(
         fact.c.site_id == site_id, fact.c.metric.in_([month_metric(n) for n in names])
-    ).group_by(fact.c.site_id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3)
+    ).group_by(
+        fact.c.site_id, fact.c.metric, fact.c.k1, fact.c.k2, fact.c.k3, fact.c.k4
+    )
     db.session.execute(insert(fact).from_select(list(FACT_COLUMNS), sums))
     db.session.commit()
 

@@ -17,12 +17,15 @@ from ..stats.dialect import dialect
 from .read import SPAN_COLUMNS, key_text, stored_columns
 
 DAY = dt.timedelta(days=1)
-FACT_COLUMNS = ("site_id", "metric", "day", "k1", "k2", "k3", "n1", "n2", "n3", "n4", "x")
-MEASURES = slice(6, 11)  # n1..n4 and x in a FACT_COLUMNS tuple
+FACT_COLUMNS = (
+    "site_id", "metric", "day", "k1", "k2", "k3", "k4", "n1", "n2", "n3", "n4", "x"
+)  # fmt: skip
+KEY_COLUMNS = slice(3, 7)  # k1..k4 in a FACT_COLUMNS tuple
+MEASURES = slice(7, 12)  # n1..n4 and x
 
 
 @dataclass(frozen=True)
-class _SiteRef:
+class SiteRef:
     id: int
 
 
@@ -30,7 +33,7 @@ class _SiteRef:
 class DayScope:
     """One UTC day of one site, as the metric SQL expects its filters."""
 
-    site: _SiteRef
+    site: SiteRef
     start: dt.datetime
     end: dt.datetime
     bucket: str = "day"
@@ -59,6 +62,11 @@ def param_time(moment: dt.datetime):
     if dialect() == "sqlite":
         return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
     return moment
+
+
+def marker_row(site_id: int, name: str, day: dt.date) -> tuple:
+    """A fact row that only marks a day (`built`, `sliced`): no keys, every count zero."""
+    return (site_id, name, day, "", "", "", "", 0, 0, 0, 0, 0.0)
 
 
 def bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -137,22 +145,22 @@ def day_literal(day: dt.date):
 def fact_rows(site_id: int, day: dt.date, events: FromClause) -> list[tuple]:
     """Every metric's counts over `events` (one day's), as rollup_facts tuples."""
     start = midnight(day)
-    site = _SiteRef(site_id)
+    site = SiteRef(site_id)
     rows: list[tuple] = []
     for metric in METRICS.values():
         scope = DayScope(site, start, start + DAY, metric.grain or "day")
-        rows.extend(_metric_rows(metric, site_id, day, metric.counts(scope, events)))
+        rows.extend(metric_rows(metric, site_id, day, metric.counts(scope, events)))
     return rows
 
 
-def _metric_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
+def metric_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
     """A metric's rows as rollup_facts tuples (FACT_COLUMNS order). A row whose measures are all
     zero is not stored: adding it changes no sum (a partial recount removes such rows too)."""
     where = stored_columns(metric)
     at = {name: FACT_COLUMNS.index(slot) for name, slot in where.items()}
     out = []
     for record in df.itertuples(index=False):
-        row: list = [site_id, metric.name, day, "", "", "", 0, 0, 0, 0, 0.0]
+        row: list = [site_id, metric.name, day, "", "", "", "", 0, 0, 0, 0, 0.0]
         for name, value in zip(df.columns, record, strict=True):
             slot = where[name]
             if slot.startswith("k"):

@@ -46,6 +46,16 @@ def visit(ev: FromClause) -> ColumnElement:
     return func.coalesce(ev.c.session_id, ev.c.visitor_id)
 
 
+SLICE_DIMENSION, SLICE = "dimension", "slice"
+
+
+def slice_keys(ev: FromClause) -> list[ColumnElement]:
+    """The extra group keys of events copied once per filter dimension with their value there
+    (analytics/rollups/slices.py): a metric over them is counted per dimension and value, each
+    visit within each of its copies. None for a table shaped like `events`."""
+    return [ev.c[SLICE_DIMENSION], ev.c[SLICE]] if SLICE in ev.c else []
+
+
 def in_range(stmt: Select, filters: Scope, ev: FromClause = EVENTS) -> Select:
     """Restrict a SELECT on `ev` to the filters' site and [start, end) period only."""
     stmt = stmt.where(ev.c.site_id == filters.site.id)
@@ -148,14 +158,21 @@ def use_rollups() -> bool:
 def counts(name: str, filters: Scope) -> pd.DataFrame:
     """A metric's counts over the filters' range: from rollups when they are on, else raw.
 
-    A segmented view is counted from raw events: the rollups hold whole days, unfiltered. On
-    PostgreSQL a page copies the events its segment keeps once (`segment_events`), and every
-    metric reads the copy; the reference reads `events` itself.
+    Under one filter of one value, an Overview metric adds that value's split day counts
+    (rollups/slices.py). Another segmented view is counted from raw events: on PostgreSQL a
+    page copies the events its segment keeps once (`segment_events`), and every metric reads
+    the copy; the reference reads `events` itself.
     """
     found = METRICS[name]
-    if getattr(filters, "segment", None):
+    if segment := getattr(filters, "segment", None):
         if use_rollups():
+            from ..rollups import slices
             from .segment import segment_events
+
+            if name in slices.SPLIT and (split := slices.splittable(segment)) is not None:
+                from ..rollups.read import combine_split
+
+                return combine_split(found, filters, *split)
 
             if (copied := segment_events(filters)) is not None:
                 return found.counts(copied[1], copied[0])

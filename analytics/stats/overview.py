@@ -13,11 +13,23 @@ from sqlalchemy import FromClause, and_, case, func, select
 from ..extensions import db
 from ..segments import DIRECT
 from ..vocabulary import PAGEVIEW
-from .base import Scope, counts, frame, metric, percent, scoped, visit
+from .base import (
+    SLICE,
+    SLICE_DIMENSION,
+    Scope,
+    counts,
+    frame,
+    metric,
+    percent,
+    scoped,
+    slice_keys,
+    visit,
+)
 from .dialect import seconds_between, time_bucket, url_host
 from .timeline import complete
 
 UNKNOWN = "(unknown)"
+SPLIT_BY = (SLICE_DIMENSION, SLICE)
 
 SUMMARY_METRICS = {
     "visitors": "Visitors",
@@ -35,16 +47,20 @@ def _is_pageview(ev: FromClause):
 @metric("summary", keys=(), measures=("visitors", "visits", "pageviews", "bounces", "seconds"))
 def _summary_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
     """Visitors, visits, page views, bounced visits and the visits' summed length in seconds."""
-    visitors, pageviews = db.session.execute(
-        scoped(
-            select(func.count(ev.c.visitor_id.distinct()), func.sum(_is_pageview(ev))),
-            filters,
-            ev,
-        )
-    ).one()
+    by = slice_keys(ev)
+    events = scoped(
+        select(
+            *by,
+            func.count(ev.c.visitor_id.distinct()).label("visitors"),
+            func.sum(_is_pageview(ev)).label("pageviews"),
+        ),
+        filters,
+        ev,
+    ).group_by(*by)
     per_visit = (
         scoped(
             select(
+                *by,
                 func.count().label("events"),
                 func.sum(_is_pageview(ev)).label("pageviews"),
                 seconds_between(func.min(ev.c.occurred_at), func.max(ev.c.occurred_at)).label(
@@ -54,15 +70,27 @@ def _summary_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
             filters,
             ev,
         )
-        .group_by(visit(ev))
+        .group_by(*by, visit(ev))
         .subquery()
     )
     bounced = case((and_(per_visit.c.events == 1, per_visit.c.pageviews == 1), 1), else_=0)
-    visits, bounces, seconds = db.session.execute(
-        select(func.count(), func.sum(bounced), func.sum(per_visit.c.seconds))
-    ).one()
-    row = (visitors or 0, visits or 0, pageviews or 0, bounces or 0, float(seconds or 0.0))
-    return pd.DataFrame([row], columns=["visitors", "visits", "pageviews", "bounces", "seconds"])
+    outer = slice_keys(per_visit)
+    visits = select(
+        *outer,
+        func.count().label("visits"),
+        func.sum(bounced).label("bounces"),
+        func.sum(per_visit.c.seconds).label("seconds"),
+    ).group_by(*outer)
+    columns = ["visitors", "visits", "pageviews", "bounces", "seconds"]
+    if by:  # one row per value: every value with events has visits too, unless none has one
+        both = frame(events).merge(frame(visits), on=list(SPLIT_BY), how="left")
+        both[["visits", "bounces"]] = both[["visits", "bounces"]].fillna(0)
+        both["seconds"] = both["seconds"].astype(float).fillna(0.0)
+        return both[[*SPLIT_BY, *columns]]
+    visitors, pageviews = db.session.execute(events).one()
+    n, bounces, seconds = db.session.execute(visits).one()
+    row = (visitors or 0, n or 0, pageviews or 0, bounces or 0, float(seconds or 0.0))
+    return pd.DataFrame([row], columns=columns)
 
 
 def _totals(filters: Scope) -> dict[str, float | None]:
@@ -102,16 +130,18 @@ def overview_summary(filters: Scope) -> pd.DataFrame:
 
 
 def _traffic_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    by = slice_keys(ev)
     bucket = time_bucket(ev.c.occurred_at, filters.bucket).label("bucket")
     stmt = scoped(
         select(
+            *by,
             bucket,
             func.sum(_is_pageview(ev)).label("pageviews"),
             func.count(ev.c.visitor_id.distinct()).label("visitors"),
         ),
         filters,
         ev,
-    ).group_by(bucket)
+    ).group_by(*by, bucket)
     return frame(stmt)
 
 
@@ -135,15 +165,17 @@ def _ranked(df: pd.DataFrame, value: str, limit: int | None) -> pd.DataFrame:
 
 @metric("pages", keys=("path",), measures=("pageviews", "visitors"))
 def _page_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    by = slice_keys(ev)
     stmt = scoped(
         select(
+            *by,
             ev.c.path.label("path"),
             func.count().label("pageviews"),
             func.count(ev.c.visitor_id.distinct()).label("visitors"),
         ).where(ev.c.name == PAGEVIEW, ev.c.path.isnot(None)),
         filters,
         ev,
-    ).group_by(ev.c.path)
+    ).group_by(*by, ev.c.path)
     return frame(stmt)
 
 
@@ -154,13 +186,15 @@ def top_pages(filters: Scope, limit: int | None = None) -> pd.DataFrame:
 
 def _entries(filters: Scope, ev: FromClause):
     """The first page view of each visit in the period, with where it came from."""
+    by = slice_keys(ev)
     first = (
         func.row_number()
-        .over(partition_by=visit(ev), order_by=(ev.c.occurred_at, ev.c.id))
+        .over(partition_by=(*by, visit(ev)), order_by=(ev.c.occurred_at, ev.c.id))
         .label("nth")
     )
     return scoped(
         select(
+            *by,
             ev.c.path,
             ev.c.referrer,
             ev.c.utm_source,
@@ -177,7 +211,7 @@ def _entries(filters: Scope, ev: FromClause):
 def _entry_counts(filters: Scope, ev: FromClause, keys, *where) -> pd.DataFrame:
     """Visits and their distinct visitors by `keys(entry columns)` of each visit's entry."""
     entries = _entries(filters, ev)
-    columns = keys(entries.c)
+    columns = [*slice_keys(entries), *keys(entries.c)]
     stmt = (
         select(
             *columns,
@@ -241,13 +275,14 @@ def _visitors_by(column: str):
     (sent without a user agent, imported without an address) are left out."""
 
     def count(filters: Scope, ev: FromClause) -> pd.DataFrame:
-        key = ev.c[column]
+        by, key = slice_keys(ev), ev.c[column]
         stmt = scoped(
-            select(key.label(column), func.count(ev.c.visitor_id.distinct()).label("visitors"))
-            .where(ev.c.visitor_id.isnot(None), key.isnot(None)),
+            select(
+                *by, key.label(column), func.count(ev.c.visitor_id.distinct()).label("visitors")
+            ).where(ev.c.visitor_id.isnot(None), key.isnot(None)),
             filters,
             ev,
-        ).group_by(key)
+        ).group_by(*by, key)
         return frame(stmt)
 
     return metric(column, keys=(column,), measures=("visitors",))(count)
@@ -289,6 +324,9 @@ def country_name(code: str) -> str:
 
 @metric("events", keys=(), measures=("events",))
 def _event_counts(filters: Scope, ev: FromClause) -> pd.DataFrame:
+    by = slice_keys(ev)
+    if by:
+        return frame(scoped(select(*by, func.count().label("events")), filters, ev).group_by(*by))
     total = db.session.execute(scoped(select(func.count()), filters, ev)).scalar_one()
     return pd.DataFrame([(int(total),)], columns=["events"])
 

@@ -44,7 +44,7 @@ from ..vocabulary import PAGEVIEW
 from .base import EVENTS, in_range, scoped, visit
 from .dialect import dialect, url_host
 
-_EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "source",
+EVENT_COLUMNS = {"path": "path", "name": "name", "item": "item_id", "source": "source",
                   "category": "category"}  # fmt: skip
 
 
@@ -65,16 +65,20 @@ def _match(column: ColumnElement, condition: Condition) -> ColumnElement:
 
 def _event_clause(ev: FromClause, condition: Condition) -> ColumnElement:
     key = condition.prop_key
-    column = prop_value(ev, key) if key is not None else ev.c[_EVENT_COLUMNS[condition.dimension]]
+    column = prop_value(ev, key) if key is not None else ev.c[EVENT_COLUMNS[condition.dimension]]
     return _match(column, condition)
 
 
 def _first_per_visit(
-    name: str, scope: Any, columns: tuple[str, ...], event: str | None = None
+    name: str,
+    scope: Any,
+    columns: tuple[str, ...],
+    event: str | None = None,
+    source: FromClause = EVENTS,
 ) -> Any:
     """Each visit's first event in the site and period (by time, then id), or its first event
-    named `event`: a subquery of `visit` and `columns`."""
-    ev = EVENTS.alias(name)
+    named `event`, among the events of `source`: a subquery of `visit` and `columns`."""
+    ev = source.alias(name)
     nth = func.row_number().over(partition_by=visit(ev), order_by=(ev.c.occurred_at, ev.c.id))
     stmt = select(visit(ev).label("visit"), *(ev.c[c] for c in columns), nth.label("nth"))
     stmt = stmt.where(visit(ev).isnot(None))
@@ -84,17 +88,23 @@ def _first_per_visit(
     return select(ranked).where(ranked.c.nth == 1).subquery(name + "_first")
 
 
-def matching_visits(segment: Segment, scope: Any) -> Any:
-    """SELECT of the visit keys in the scope that every visit-level condition keeps: judged by
-    the visit's first event (browser, os, device, country) or its entry page view (the rest)."""
-    own = ("browser", "os", "device", "country")
-    firsts = _first_per_visit("seg_first", scope, own)
-    columns: dict[str, ColumnElement] = {name: firsts.c[name] for name in own}
-    source: Any = firsts
-    if any(c.dimension not in (*columns, GOAL) for c in segment.visit_conditions):
+FIRST_EVENT = ("browser", "os", "device", "country")  # judged by the visit's first event
+ENTRY = ("entry", "referrer", "utm_source", "utm_medium", "utm_campaign")  # by its entry
+
+
+def visit_attributes(
+    scope: Any, source: FromClause = EVENTS, entry: bool = True
+) -> tuple[Any, ColumnElement, dict[str, ColumnElement]]:
+    """Each visit of the scope's site and period in `source`, with the value every visit-level
+    filter judges it by: (FROM clause, visit key, {dimension: value}). Without `entry`, only
+    the first event's dimensions (one window function less)."""
+    firsts = _first_per_visit("seg_first", scope, FIRST_EVENT, source=source)
+    columns: dict[str, ColumnElement] = {name: firsts.c[name] for name in FIRST_EVENT}
+    found: Any = firsts
+    if entry:
         entry_columns = ("path", "referrer", "utm_source", "utm_medium", "utm_campaign")
-        landing = _first_per_visit("seg_entry", scope, entry_columns, PAGEVIEW)
-        source = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
+        landing = _first_per_visit("seg_entry", scope, entry_columns, PAGEVIEW, source)
+        found = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
         columns |= {
             "entry": landing.c.path,
             "utm_source": landing.c.utm_source,
@@ -107,13 +117,22 @@ def matching_visits(segment: Segment, scope: Any) -> Any:
                 else_=func.coalesce(url_host(landing.c.referrer), DIRECT),
             ),
         }
+    return found, firsts.c.visit, columns
+
+
+def matching_visits(segment: Segment, scope: Any, source: FromClause = EVENTS) -> Any:
+    """SELECT of the visit keys in the scope that every visit-level condition keeps, judged
+    over the events of `source`: by the visit's first event (browser, os, device, country) or
+    its entry page view (the rest)."""
+    entry = any(c.dimension in ENTRY for c in segment.visit_conditions)
+    found, key, columns = visit_attributes(scope, source, entry)
     wheres = [
-        _converted(firsts.c.visit, c, scope)
+        _converted(key, c, scope, source)
         if c.dimension == GOAL
         else _match(columns[c.dimension], c)
         for c in segment.visit_conditions
     ]
-    return select(firsts.c.visit).select_from(source).where(*wheres)
+    return select(key).select_from(found).where(*wheres)
 
 
 def _goals(site_id: int) -> list:
@@ -128,11 +147,13 @@ def _goals(site_id: int) -> list:
     return cache[site_id]
 
 
-def _converted(key: ColumnElement, condition: Condition, scope: Any) -> ColumnElement:
-    """`key` is (or, negated, is not) a visit with an event in the scope's site and period that
-    reached one of the goals named; a name the site has no goal for reaches nothing."""
+def _converted(
+    key: ColumnElement, condition: Condition, scope: Any, source: FromClause
+) -> ColumnElement:
+    """`key` is (or, negated, is not) a visit with an event of `source` in the scope's site and
+    period that reached one of the goals named; a name the site has no goal for reaches nothing."""
     named = [x for x in _goals(scope.site.id) if x.name in condition.values]
-    ev = EVENTS.alias("seg_goal")
+    ev = source.alias("seg_goal")
     # An unknown name: a bound false, which SQLAlchemy does not fold into a bare WHERE false
     # (the site and period conditions stay, so the statement still names its one site).
     reached = or_(*(goal_condition(target(x), ev) for x in named)) if named else literal(False)
@@ -140,7 +161,7 @@ def _converted(key: ColumnElement, condition: Condition, scope: Any) -> ColumnEl
     return key.not_in(visits) if condition.negated else key.in_(visits)
 
 
-def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
+def _visit_keys(segment: Segment, scope: Any, source: FromClause) -> list[str] | None:
     """The matching visits' keys, computed once per request and kept for its other queries.
 
     On PostgreSQL, inside a request: a page runs a dozen metrics over the same segment and
@@ -150,9 +171,11 @@ def _visit_keys(segment: Segment, scope: Any) -> list[str] | None:
     if not has_request_context() or dialect() != "postgresql":
         return None
     cache = request.__dict__.setdefault("segment_visits", {})  # not `g`: see `_goals`
-    key = (segment, scope.site.id, scope.start, scope.end)
+    # `source` by identity: events, or the rest of a sliced read (rollups/read.py), whose
+    # visits are judged over that rest alone (it holds each of its visits' events whole).
+    key = (segment, scope.site.id, scope.start, scope.end, source)
     if key not in cache:
-        cache[key] = list(db.session.execute(matching_visits(segment, scope)).scalars())
+        cache[key] = list(db.session.execute(matching_visits(segment, scope, source)).scalars())
     return cache[key]
 
 
@@ -195,12 +218,13 @@ def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
 
 
 def clauses(segment: Segment, scope: Any, ev: FromClause) -> list[ColumnElement]:
-    """WHERE conditions on `ev` that keep only what the segment keeps."""
+    """WHERE conditions on `ev` that keep only what the segment keeps (visits judged over the
+    events of `ev`: the events table, or a part of it that holds its visits whole)."""
     found = [_event_clause(ev, c) for c in segment.event_conditions]
     if segment.visit_conditions:
-        keys = _visit_keys(segment, scope)
+        keys = _visit_keys(segment, scope, ev)
         if keys is None:
-            found.append(visit(ev).in_(matching_visits(segment, scope)))
+            found.append(visit(ev).in_(matching_visits(segment, scope, ev)))
         else:
             found.append(visit(ev) == any_(literal(keys, ARRAY(String))))
     return [and_(*found)] if found else []

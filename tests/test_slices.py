@@ -1,0 +1,215 @@
+"""Split rollups (analytics/rollups/slices.py): an Overview under one filter of one value gives
+exactly the raw queries' answers, on SQLite and PostgreSQL, whatever the days' state (split when
+built, recounted in part since, split again later, or not split yet)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analytics import stats
+from analytics.extensions import db
+from analytics.ingest.writer import store_events
+from analytics.models import RollupFact, RollupQueue
+from analytics.rollups import read, slices
+from analytics.rollups import refresh as rollups
+from analytics.segments import Condition, Segment
+from analytics.stats.base import reference
+
+from .conftest import count
+from .test_rollups import DAY0, DAYS, EXAMPLES, _clear, _row, event
+
+# One filter each, of every split dimension; some match nothing in the random events.
+FILTERS = [
+    ("referrer", "www.google.com"), ("referrer", "(direct)"), ("referrer", "t.co"),
+    ("entry", "/a"), ("entry", "/"), ("utm_source", "news"), ("utm_medium", "email"),
+    ("utm_campaign", "spring"), ("browser", "Chrome"), ("os", "iOS"), ("device", "mobile"),
+    ("country", "FR"), ("country", "BE"), ("path", "/a"), ("path", "/"), ("name", "pageview"),
+    ("name", "signup"), ("item", "rsa"), ("source", "tracker"), ("source", "benefits"),
+    ("category", "results"),
+]  # fmt: skip
+COUNTRIES = ["FR", "BE", None]
+
+
+@dataclass(frozen=True)
+class Filtered:
+    site: object
+    start: dt.datetime | None
+    end: dt.datetime | None
+    bucket: str = "day"
+    segment: Segment | None = None
+
+    def previous(self) -> Filtered:
+        length = self.end - self.start
+        return replace(self, start=self.start - length, end=self.start)
+
+
+OVERVIEW = {
+    "summary": stats.overview_summary,
+    "timeseries": stats.pageviews_over_time,
+    "pages": stats.top_pages,
+    "entry_pages": stats.entry_pages,
+    "referrers": stats.referrers,
+    "utm": stats.utm_campaigns,
+    "browsers": stats.browsers,
+    "os": stats.operating_systems,
+    "devices": stats.devices,
+    "countries": stats.countries,
+    "events": lambda f: pd.DataFrame({"events": [stats.event_count(f)]}),
+}
+
+
+def _rows(sites, events: list[dict]) -> list[dict]:
+    """The rollup tests' rows, with a country by the minute (one visit can change country)."""
+    return [_row(sites, e) | {"country": COUNTRIES[e["minute"] % 3]} for e in events]
+
+
+def assert_filtered_answers(period: Filtered) -> None:
+    for name, fn in OVERVIEW.items():
+        with reference():
+            expected = fn(period)
+        actual = fn(period)
+        try:
+            pd.testing.assert_frame_equal(
+                actual.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{name} under {period.segment} {period.start} - {period.end}"
+                                 f" ({period.bucket}): {exc}") from exc  # fmt: skip
+
+
+def _segment(dimension: str, value: str) -> Segment:
+    return Segment((Condition(dimension, (value,)),))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    first=st.lists(event, min_size=1, max_size=40),
+    late=st.lists(event, max_size=12),
+    chosen=st.lists(st.sampled_from(FILTERS), min_size=1, max_size=3, unique=True),
+    start_hour=st.integers(-24, DAYS * 24),
+    split_again=st.booleans(),
+)
+def test_split_rollups_equal_raw_queries(
+    app, make_site, first, late, chosen, start_hour, split_again
+):
+    _clear()
+    sites = [make_site("A"), make_site("B")]
+    store_events(_rows(sites, first))
+    rollups.refresh()
+    # Late rows: recounted in part (the day's split counts removed), then split again or not.
+    store_events(_rows(sites, late + first[:2]))
+    if split_again:
+        rollups.refresh()
+        assert count(RollupQueue) == 0
+    else:  # recount without splitting: those days are read raw under a filter
+        rollups.refresh(max_rounds=10, stopping=_after_first_round())
+    whole = Filtered(sites[0], DAY0, DAY0 + dt.timedelta(days=DAYS))
+    partial = Filtered(sites[0], DAY0 + dt.timedelta(hours=start_hour),
+                       DAY0 + dt.timedelta(hours=start_hour + 37), "hour")  # fmt: skip
+    for dimension, value in chosen:
+        segment = _segment(dimension, value)
+        for period in (whole, partial, replace(whole, bucket="week")):
+            assert_filtered_answers(replace(period, segment=segment))
+
+
+def _after_first_round():
+    """A `stopping` that lets the refresher finish its first round and split nothing after."""
+    calls = {"n": 0}
+
+    def stopping() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    return stopping
+
+
+def _split_state() -> list[tuple]:
+    names = slices.stored_names()
+    rows = db.session.execute(
+        sa.select(RollupFact.site_id, RollupFact.metric, RollupFact.day, RollupFact.k1,
+                  RollupFact.k2, RollupFact.k3, RollupFact.k4, RollupFact.n1, RollupFact.n2,
+                  RollupFact.n3, RollupFact.n4,
+                  sa.func.round(sa.cast(RollupFact.x, sa.Numeric), 3))
+        .where(RollupFact.metric.in_(names))
+    ).all()  # fmt: skip
+    db.session.commit()
+    return sorted(tuple(map(str, row)) for row in rows)
+
+
+def test_a_partial_recount_removes_a_days_split_counts_and_they_come_back(app, site):
+    day = DAY0.date()
+    store_events(_rows([site], [
+        {**e, "site": 0} for e in _fixed_events()
+    ]))  # fmt: skip
+    rollups.refresh()
+    built = _split_state()
+    assert any(r[1] == "summary@co" and r[3] == "FR" for r in built)
+    assert (str(site.id), slices.SLICED, str(day)) in {r[:3] for r in built}
+    store_events(_rows([site], [{**_fixed_events()[0], "minute": 30, "dedupe": None}]))
+    rollups.refresh(max_rounds=10, stopping=_after_first_round())
+    assert not any(r[2] == str(day) for r in _split_state())  # read raw until split again
+    period = Filtered(site, DAY0, DAY0 + dt.timedelta(days=2), segment=_segment("country", "FR"))
+    assert read._split_plan(period).unbuilt == (day,)
+    assert_filtered_answers(period)
+    assert rollups.split_missing() == 1
+    assert read._split_plan(period).raw == ()
+    assert_filtered_answers(period)
+    split_again = _split_state()
+    rollups.queue_rebuild()
+    rollups.refresh(max_rounds=10, stopping=_after_first_round())
+    assert _split_state() == split_again  # a whole recount splits an ended day at once
+
+
+def test_today_is_not_split_and_is_read_raw(app, site):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    events = [{**e, "minute": 0} for e in _fixed_events()]
+    rows = _rows([site], events)
+    for n, row in enumerate(rows):
+        row["occurred_at"] = today + dt.timedelta(seconds=n)
+    store_events(rows)
+    rollups.refresh()
+    assert not [r for r in _split_state() if r[2] == str(today.date())]
+    period = Filtered(site, today - dt.timedelta(days=1), today + dt.timedelta(days=1),
+                      segment=_segment("browser", "Chrome"))  # fmt: skip
+    assert today.date() in read._split_plan(period).unbuilt
+    assert_filtered_answers(period)
+    assert stats.overview_summary(period).set_index("metric").loc["visits", "value"] == 1
+
+
+def test_only_one_value_of_one_dimension_reads_split_counts():
+    one = _segment("country", "FR")
+    assert slices.splittable(one) == ("country", "FR")
+    assert slices.splittable(Segment((Condition("country", ("FR", "BE")),))) is None
+    assert slices.splittable(Segment((Condition("country", ("FR",), negated=True),))) is None
+    assert slices.splittable(Segment((Condition("prop.plan", ("pro",)),))) is None
+    assert slices.splittable(Segment((Condition("goal", ("Signup",)),))) is None
+    two = Segment((Condition("country", ("FR",)), Condition("path", ("/a",))))
+    assert slices.splittable(two) is None
+    assert slices.splittable(Segment()) is None
+    # Every split name fits rollup_facts.metric, with the month prefix a metric may get.
+    assert max(len("m:" + name) for name in slices.stored_names()) <= 24
+
+
+def _fixed_events() -> list[dict]:
+    """Two visits on DAY0: s1 (Chrome, from Google, entry /a), s2 (Safari, direct, entry /)."""
+    base = {"site": 0, "referrer": None, "utm": None, "visitor": None, "source": "tracker",
+            "dedupe": None, "item": "rsa", "position": None, "category": None, "version": 2}
+    chrome, safari = ("Chrome", "Windows", "desktop"), ("Safari", "iOS", "mobile")
+    return [
+        base | {"minute": 60, "name": "pageview", "path": "/a", "session": "s1",
+                "referrer": "https://www.google.com/", "agent": chrome},
+        base | {"minute": 63, "name": "pageview", "path": "/b", "session": "s1", "agent": chrome},
+        base | {"minute": 64, "name": "signup", "path": "/b", "session": "s1", "agent": chrome},
+        base | {"minute": 70, "name": "pageview", "path": "/", "session": "s2", "agent": safari},
+    ]  # fmt: skip
