@@ -47,7 +47,7 @@ from ..models import RollupFact, RollupQueue, utcnow
 from ..segments import Segment
 from ..stats.base import METRICS, SLICE, SLICE_DIMENSION, Metric, visit
 from ..stats.dialect import without_nested_loops
-from ..stats.segment import EVENT_COLUMNS, visit_attributes
+from ..stats.segment import ENTRY, EVENT_COLUMNS, FIRST_EVENT, visit_attributes
 from .read import BUILT, SPAN_COLUMNS
 from .store import DAY, DayScope, SiteRef, drop, marker_row, metric_rows, midnight
 
@@ -65,8 +65,7 @@ SPLIT = (
 )  # fmt: skip
 TAGGED = "rollup_split_events"
 ATTRIBUTES = "rollup_visit_attributes"
-_VISIT_LEVEL = ("entry", "referrer", "utm_source", "utm_medium", "utm_campaign",
-                "browser", "os", "device", "country")  # fmt: skip
+_VISIT_LEVEL = (*ENTRY, *FIRST_EVENT)  # the dimensions judged per visit
 
 
 def split_name(metric: str, dimension: str) -> str:
