@@ -110,9 +110,14 @@ def test_split_rollups_equal_raw_queries(
     store_events(_rows(sites, late + first[:2]))
     if split_again:
         rollups.refresh()
-        assert count(RollupQueue) == 0
     else:  # recount without splitting: those days are read raw under a filter
-        rollups.refresh(max_rounds=10, stopping=_after_first_round())
+        # One round at a time (a round can queue other days again: a visit now spans), until
+        # nothing is queued: a queued day is read as stored, at most one refresh behind.
+        for _ in range(10):
+            rollups.refresh(max_rounds=10, stopping=_after_first_round())
+            if not count(RollupQueue):
+                break
+    assert count(RollupQueue) == 0
     whole = Filtered(sites[0], DAY0, DAY0 + dt.timedelta(days=DAYS))
     partial = Filtered(sites[0], DAY0 + dt.timedelta(hours=start_hour),
                        DAY0 + dt.timedelta(hours=start_hour + 37), "hour")  # fmt: skip
