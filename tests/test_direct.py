@@ -4,6 +4,7 @@ request machinery, and failures mapped to the same JSON as the Flask error handl
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from flask import Flask
@@ -63,6 +64,11 @@ def test_a_failing_handler_answers_json_not_a_traceback(
     def broken(request):
         raise failure
 
+    # Whatever logging set-up an earlier test in this process left (a disabled or silenced
+    # app logger), the record must reach caplog: one CI run missed it on all four cases.
+    monkeypatch.setattr(app.logger, "disabled", False)
+    monkeypatch.setattr(app.logger, "propagate", True)
+    caplog.set_level(logging.ERROR, logger=app.logger.name)
     monkeypatch.setitem(direct(app).routes, "/track", broken)
     res = client.post("/track", data="{}", content_type="application/json")
     assert res.status_code == status
