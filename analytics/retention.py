@@ -44,6 +44,7 @@ from .models import (
     Site,
     utcnow,
 )
+from .rollups import visits
 from .rollups.read import BUILT
 from .rollups.refresh import acquire_lease, refresh_month, refresh_totals, release_lease
 from .rollups.store import (
@@ -127,6 +128,7 @@ def _fold(site_id: int, day: dt.date, where: str, params: dict) -> None:
     db.session.execute(
         delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
     )
+    visits.remove(site_id, day)  # their visitor ids go with the events
     rows.append(marker_row(site_id, BUILT, day))
     bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
 
@@ -146,6 +148,7 @@ def purge_day(
         report.aggregates += db.session.execute(
             delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
         ).rowcount
+        visits.remove(site_id, day)
     else:
         _fold(site_id, day, where, params)
     for model in (RollupSpanEvent, RollupPresence):

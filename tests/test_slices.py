@@ -1,6 +1,8 @@
 """Split rollups (analytics/rollups/slices.py): an Overview under one filter of one value gives
 exactly the raw queries' answers, on SQLite and PostgreSQL, whatever the days' state (split when
-built, recounted in part since, split again later, or not split yet)."""
+built, recounted in part since, split again later, or not split yet). So does one under any
+visit-level filters (several values, negated, several dimensions), read from the split days'
+visit rows (analytics/rollups/visits.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from hypothesis import strategies as st
 from analytics import stats
 from analytics.extensions import db
 from analytics.ingest.writer import store_events
-from analytics.models import RollupFact, RollupQueue
-from analytics.rollups import read, slices
+from analytics.models import RollupFact, RollupQueue, RollupVisit, RollupVisitPage
+from analytics.rollups import read, slices, visits
 from analytics.rollups import refresh as rollups
 from analytics.segments import Condition, Segment
-from analytics.stats.base import reference
+from analytics.stats.base import METRICS, reference
 
 from .conftest import count
-from .test_rollups import DAY0, DAYS, EXAMPLES, _clear, _row, event
+from .test_rollups import AGENTS, DAY0, DAYS, EXAMPLES, _clear, _row, event
 
 # One filter each, of every split dimension; some match nothing in the random events.
 FILTERS = [
@@ -218,3 +220,107 @@ def _fixed_events() -> list[dict]:
         base | {"minute": 64, "name": "signup", "path": "/b", "session": "s1", "agent": chrome},
         base | {"minute": 70, "name": "pageview", "path": "/", "session": "s2", "agent": safari},
     ]  # fmt: skip
+
+
+# Every visit-level dimension's values in the random events (and one that matches nothing).
+VISIT_VALUES: dict[str, list[str]] = {}
+for _dimension, _value in [*FILTERS, ("utm_source", "ads"), ("utm_medium", "cpc"),
+                           ("utm_campaign", "(none)"), ("browser", "Safari"), ("os", "Windows"),
+                           ("device", "desktop"), ("entry", "/b")]:  # fmt: skip
+    if _dimension in visits.JUDGED:
+        VISIT_VALUES.setdefault(_dimension, []).append(_value)
+
+
+@st.composite
+def visit_segments(draw) -> Segment:
+    """One or two visit-level dimensions, each with one or two values, each maybe negated."""
+    dimensions = draw(st.lists(st.sampled_from(sorted(VISIT_VALUES)), min_size=1, max_size=2,
+                               unique=True))  # fmt: skip
+    conditions = []
+    for dimension in dimensions:
+        values = st.sampled_from(VISIT_VALUES[dimension])
+        chosen = draw(st.lists(values, min_size=1, max_size=2, unique=True))
+        conditions.append(Condition(dimension, tuple(chosen), draw(st.booleans())))
+    return Segment(tuple(conditions))
+
+
+def _day_local_rows(sites, events: list[dict]) -> list[dict]:
+    """Rows whose visitor and session ids mostly belong to one day (so most visits are stored
+    as visit rows), a few kept across days (span events, read raw). Two sessions and two
+    visitors a day, drawn apart: a visit has events of several visitors and user agents."""
+    rows = _rows(sites, events)
+    for e, row in zip(events, rows, strict=True):
+        minute = e["minute"]
+        if minute % 5:
+            day = minute // (24 * 60)
+            if row["session_id"] is not None:
+                row["session_id"] = f"s{minute % 2}-{day}"
+            if row["visitor_id"] is not None:
+                row["visitor_id"] = f"v{minute // 2 % 2}-{day}"
+    return rows
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    first=st.lists(event, min_size=10, max_size=50),
+    late=st.lists(event, max_size=12),
+    chosen=st.lists(visit_segments(), min_size=1, max_size=3),
+    start_hour=st.integers(-24, DAYS * 24),
+)
+def test_visit_rows_equal_raw_queries(app, make_site, first, late, chosen, start_hour):
+    _clear()
+    sites = [make_site("A"), make_site("B")]
+    store_events(_day_local_rows(sites, first))
+    rollups.refresh()
+    # Late rows: their days recounted in part (visit rows removed), then split again.
+    store_events(_day_local_rows(sites, late + first[:2]))
+    rollups.refresh()
+    assert count(RollupQueue) == 0
+    whole = Filtered(sites[0], DAY0, DAY0 + dt.timedelta(days=DAYS))
+    partial = Filtered(sites[0], DAY0 + dt.timedelta(hours=start_hour),
+                       DAY0 + dt.timedelta(hours=start_hour + 37), "hour")  # fmt: skip
+    for segment in chosen:
+        assert visits.answers(segment)
+        for period in (whole, partial, replace(whole, bucket="week")):
+            assert_filtered_answers(replace(period, segment=segment))
+
+
+def test_visit_rows_are_read_for_split_days(app, make_site):
+    """The visits of ended days are stored and read from their rows; removed with the day's
+    split counts (a partial recount), and written again when it is split again."""
+    _clear()
+    site = make_site("A")
+    base = {"site": 0, "name": "pageview", "path": "/a", "referrer": None, "utm": None,
+            "agent": AGENTS[1], "source": "tracker", "dedupe": None, "item": "rsa",
+            "position": None, "category": None, "version": 1}  # fmt: skip
+    rows = []
+    for n in range(6):  # two visits a day, each a page view and a click; 3 from FR, 3 from BE
+        minute = (n // 2) * 24 * 60 + 60 * (n % 2 + 1)
+        for offset, name in enumerate(("pageview", "click")):
+            e = base | {"minute": minute + offset, "name": name, "session": f"s{n}",
+                        "visitor": f"v{n}"}  # fmt: skip
+            rows.append(_row([site], e) | {"country": "FR" if n % 2 else "BE"})
+    store_events(rows)
+    rollups.refresh()
+    assert count(RollupVisit) == 6
+    assert count(RollupVisitPage) == 6
+    period = Filtered(site, DAY0, DAY0 + dt.timedelta(days=DAYS),
+                      segment=Segment((Condition("country", ("FR", "BE")),)))  # fmt: skip
+    p = read._split_plan(period)
+    stored = visits.stored(METRICS["summary"], period, p)
+    assert int(stored["visits"].sum()) == 6 and not p.unbuilt
+    assert_filtered_answers(period)
+    negated = replace(period, segment=Segment((Condition("country", ("FR",), True),)))
+    assert int(visits.stored(METRICS["summary"], negated, p)["visits"].sum()) == 3
+    assert_filtered_answers(negated)
+    day = DAY0.date()
+    slices.remove(site.id, day)
+    left = db.session.execute(sa.select(RollupVisit.day).distinct()).scalars().all()
+    assert day not in [d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in left]
+    rollups.split_missing(site.id)
+    assert count(RollupVisit) == 6
+    assert_filtered_answers(period)

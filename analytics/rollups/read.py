@@ -142,7 +142,7 @@ def next_month(day: dt.date) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
-def _stored_days(column, p: Plan, months: list[dt.date] | None = None):
+def stored_days(column, p: Plan, months: list[dt.date] | None = None):
     """Stored days of the plan, minus those the month sums in `months` stand for."""
     where = [column >= p.first_day, column < p.end_day, column.notin_(p.unbuilt)]
     where += [or_(column < m, column >= next_month(m)) for m in months or ()]
@@ -162,7 +162,7 @@ def _rest(p: Plan) -> FromClause:
     if p.first_day is not None:
         parts.append(
             select(*(span.c[c] for c in SPAN_COLUMNS)).where(
-                span.c.site_id == p.site_id, _stored_days(span.c.day, p)
+                span.c.site_id == p.site_id, stored_days(span.c.day, p)
             )
         )
     if p.raw:
@@ -204,11 +204,11 @@ def _stored(metric: Metric, p: Plan, bucket: str, value: str | None = None) -> p
         where = and_(fact.c.metric == total_metric(metric.name), fact.c.day == ALL_TIME)
     elif value is not None:  # split counts have day rows only
         where = and_(
-            fact.c.metric == metric.name, fact.c.k1 == value, _stored_days(fact.c.day, p)
+            fact.c.metric == metric.name, fact.c.k1 == value, stored_days(fact.c.day, p)
         )
     else:
         months = [] if "bucket" in metric.keys else _months(p)
-        where = and_(fact.c.metric == metric.name, _stored_days(fact.c.day, p, months))
+        where = and_(fact.c.metric == metric.name, stored_days(fact.c.day, p, months))
         if months:
             where = or_(
                 where, and_(fact.c.metric == month_metric(metric.name), fact.c.day.in_(months))
@@ -262,6 +262,15 @@ def combine_split(metric: Metric, filters: Scope, dimension: str, value: str) ->
     p = _split_plan(filters)
     stored = _stored(split_metric(metric, dimension), p, filters.bucket, value)
     return _add(metric, stored, metric.counts(filters, _rest(p)))
+
+
+def combine_visits(metric: Metric, filters: Scope) -> pd.DataFrame:
+    """The metric under visit-level filters that split counts do not answer (visits.py): the
+    kept visits of the split days + the metric's SQL, segment and all, over the rest."""
+    from .visits import stored
+
+    p = _split_plan(filters)
+    return _add(metric, stored(metric, filters, p), metric.counts(filters, _rest(p)))
 
 
 def _split_plan(filters: Scope) -> Plan:

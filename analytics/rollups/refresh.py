@@ -49,7 +49,7 @@ from ..models import (
     utcnow,
 )
 from ..stats.base import METRICS, visit
-from . import delta, slices
+from . import delta, slices, visits
 from .read import ALL_TIME, BUILT, SPAN_COLUMNS, month_metric, next_month, total_metric
 from .store import (
     DAY,
@@ -400,6 +400,7 @@ def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:
     db.session.execute(
         delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
     )
+    visits.remove(site_id, day)
     local = _local_events(site_id, day, start)
     rows = fact_rows(site_id, day, local)
     rows.append(marker_row(site_id, BUILT, day))

@@ -12,8 +12,9 @@ Stored in rollup_facts: `<metric>@<code>` with the value in k1 and the metric's 
 it, for every metric of SPLIT and dimension of DIMENSIONS, and a `sliced` marker per day. A day
 is split once it has ended: when its facts are built (refresh.py), or later by `split_missing`.
 A partial recount removes the day's split rows (delta.py), a whole one replaces every fact of
-it; a read takes a day without the marker from raw events. Negated, multi-value, property and
-goal filters, and several filters at once, are read from raw events (stats/segment.py).
+it; a read takes a day without the marker from raw events. The day's visit rows go with its
+split counts (visits.py answers the other visit-level filters from them); event-level filters
+other than one value, property and goal filters are read from raw events (stats/segment.py).
 
 One pass per metric and day: the day's events are copied once per dimension into a temporary
 table with the dimension and its value, and each metric groups by both.
@@ -48,6 +49,7 @@ from ..segments import Segment
 from ..stats.base import METRICS, SLICE, SLICE_DIMENSION, Metric, visit
 from ..stats.dialect import without_nested_loops
 from ..stats.segment import ENTRY, EVENT_COLUMNS, FIRST_EVENT, visit_attributes
+from . import visits
 from .read import BUILT, SPAN_COLUMNS
 from .store import DAY, DayScope, SiteRef, drop, marker_row, metric_rows, midnight
 
@@ -100,7 +102,7 @@ def _attributes_table() -> Table:
     return Table(
         ATTRIBUTES, MetaData(),
         Column("visit", String, primary_key=True),
-        *(Column(name, String) for name in _VISIT_LEVEL),
+        *(Column(name, String) for name in (*_VISIT_LEVEL, "entry_visitor")),
         prefixes=["TEMPORARY"],
     )  # fmt: skip
 
@@ -132,8 +134,9 @@ def _tag(site_id: int, day: dt.date, local: FromClause) -> FromClause:
     with without_nested_loops():
         db.session.execute(
             insert(attributes).from_select(
-                ["visit", *_VISIT_LEVEL],
-                select(key, *(values[name] for name in _VISIT_LEVEL)).select_from(found),
+                ["visit", *_VISIT_LEVEL, "entry_visitor"],
+                select(key, *(values[name] for name in (*_VISIT_LEVEL, "entry_visitor")))
+                .select_from(found),
             )
         )
     names = [*SPAN_COLUMNS, SLICE_DIMENSION, SLICE]
@@ -152,8 +155,9 @@ def _tag(site_id: int, day: dt.date, local: FromClause) -> FromClause:
 
 def fact_rows(site_id: int, day: dt.date, local: FromClause) -> list[tuple]:
     """The split counts of a day's day-local events (`local`), as rollup_facts tuples, with the
-    day's marker."""
+    day's marker; its visit rows (visits.py) are written here."""
     tagged = _tag(site_id, day, local)
+    visits.write(site_id, day, local, _attributes_table())
     codes = {code: dimension for dimension, code in DIMENSIONS.items()}
     rows: list[tuple] = []
     start = midnight(day)
@@ -175,7 +179,9 @@ def ended(day: dt.date) -> bool:
 
 
 def remove(site_id: int, day: dt.date) -> None:
-    """Remove the day's split counts (a partial recount changed what is day-local)."""
+    """Remove the day's split counts and visit rows (a partial recount changed what is
+    day-local)."""
+    visits.remove(site_id, day)
     db.session.execute(
         delete(RollupFact).where(
             RollupFact.site_id == site_id,

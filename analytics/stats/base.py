@@ -159,20 +159,25 @@ def counts(name: str, filters: Scope) -> pd.DataFrame:
     """A metric's counts over the filters' range: from rollups when they are on, else raw.
 
     Under one filter of one value, an Overview metric adds that value's split day counts
-    (rollups/slices.py). Another segmented view is counted from raw events: on PostgreSQL a
-    page copies the events its segment keeps once (`segment_events`), and every metric reads
-    the copy; the reference reads `events` itself.
+    (rollups/slices.py); under other visit-level filters, it counts the kept visits of the
+    split days (rollups/visits.py). Another segmented view is counted from raw events: on
+    PostgreSQL a page copies the events its segment keeps once (`segment_events`), and every
+    metric reads the copy; the reference reads `events` itself.
     """
     found = METRICS[name]
     if segment := getattr(filters, "segment", None):
         if use_rollups():
-            from ..rollups import slices
+            from ..rollups import slices, visits
             from .segment import segment_events
 
             if name in slices.SPLIT and (split := slices.splittable(segment)) is not None:
                 from ..rollups.read import combine_split
 
                 return combine_split(found, filters, *split)
+            if name in slices.SPLIT and visits.answers(segment):
+                from ..rollups.read import combine_visits
+
+                return combine_visits(found, filters)
 
             if (copied := segment_events(filters)) is not None:
                 return found.counts(copied[1], copied[0])

@@ -56,7 +56,8 @@ def prop_value(ev: FromClause, key: str) -> ColumnElement:
     return cast(func.json_extract(ev.c.props, literal(path)), String)
 
 
-def _match(column: ColumnElement, condition: Condition) -> ColumnElement:
+def matches(column: ColumnElement, condition: Condition) -> ColumnElement:
+    """`column` holds one of the condition's values (negated: none of them, or no value)."""
     values = list(condition.values)
     if condition.negated:
         return or_(column.is_(None), column.not_in(values))
@@ -66,7 +67,7 @@ def _match(column: ColumnElement, condition: Condition) -> ColumnElement:
 def _event_clause(ev: FromClause, condition: Condition) -> ColumnElement:
     key = condition.prop_key
     column = prop_value(ev, key) if key is not None else ev.c[EVENT_COLUMNS[condition.dimension]]
-    return _match(column, condition)
+    return matches(column, condition)
 
 
 def _first_per_visit(
@@ -96,17 +97,20 @@ def visit_attributes(
     scope: Any, source: FromClause = EVENTS, entry: bool = True
 ) -> tuple[Any, ColumnElement, dict[str, ColumnElement]]:
     """Each visit of the scope's site and period in `source`, with the value every visit-level
-    filter judges it by: (FROM clause, visit key, {dimension: value}). Without `entry`, only
-    the first event's dimensions (one window function less)."""
+    filter judges it by: (FROM clause, visit key, {dimension: value}), and the entry page
+    view's visitor. Without `entry`, only the first event's dimensions (one window function
+    less)."""
     firsts = _first_per_visit("seg_first", scope, FIRST_EVENT, source=source)
     columns: dict[str, ColumnElement] = {name: firsts.c[name] for name in FIRST_EVENT}
     found: Any = firsts
     if entry:
-        entry_columns = ("path", "referrer", "utm_source", "utm_medium", "utm_campaign")
+        entry_columns = ("path", "referrer", "utm_source", "utm_medium", "utm_campaign",
+                         "visitor_id")  # fmt: skip
         landing = _first_per_visit("seg_entry", scope, entry_columns, PAGEVIEW, source)
         found = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
         columns |= {
             "entry": landing.c.path,
+            "entry_visitor": landing.c.visitor_id,  # not a filter: the rollups' visit rows
             "utm_source": landing.c.utm_source,
             "utm_medium": landing.c.utm_medium,
             "utm_campaign": landing.c.utm_campaign,
@@ -129,7 +133,7 @@ def matching_visits(segment: Segment, scope: Any, source: FromClause = EVENTS) -
     wheres = [
         _converted(key, c, scope, source)
         if c.dimension == GOAL
-        else _match(columns[c.dimension], c)
+        else matches(columns[c.dimension], c)
         for c in segment.visit_conditions
     ]
     return select(key).select_from(found).where(*wheres)

@@ -37,8 +37,13 @@ PAGES = [
     ("Explorer, first page", "/events"),
 ]
 PERIODS = ("today", "30d", "12m")
-# One filter each (the segments issue): visit-level, event-level, and the two added dimensions.
-FILTERS = ("referrer=www.google.com", "path=/simulation", "country=FR", "device=mobile")
+# The segments issue's filters: one value each (split counts), visit-level, event-level and the
+# two added dimensions; then several values, a negation and two dimensions at once (visit rows);
+# and a negated event-level filter, which only raw events answer.
+FILTERS = (
+    "referrer=www.google.com", "path=/simulation", "country=FR", "device=mobile",
+    "country=FR,BE", "referrer=!www.google.com", "country=FR&device=mobile", "path=!/simulation",
+)  # fmt: skip
 FILTERED = "Overview, filtered "
 # The funnel page of a 4-step funnel (the demo's Simulator without its home page) over 30 days.
 FUNNEL_STEPS = ["Simulation", "Results", "Benefit details", "Teleservice"]
