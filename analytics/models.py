@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -383,61 +384,24 @@ class RollupFact(db.Model):
     __table_args__ = (Index("ix_rollup_facts_site_metric_day", "site_id", "metric", "day"),)
 
 
-class RollupVisit(db.Model):
-    """One visit of a split day's day-local events, for filters split counts cannot answer.
+class RollupVisitDay(db.Model):
+    """A split day's day-local visits, for the filters split counts cannot answer.
 
-    A row per distinct (visitor, browser, os, device, country) among the visit's events, the
-    first of them (`lead`) carrying the visit's own measures. Every row repeats the values the
-    visit-level filters judge it by (the entry page view's, the first event's `first_*`), so any
-    combination of them (several values, negation, several dimensions) selects whole visits
-    (analytics/rollups/visits.py).
+    Two columnar blobs (analytics/rollups/visits.py): `visits`, a row per visit and distinct
+    (visitor, browser, os, device, country) among its events, with the values the visit-level
+    filters judge the visit by; `pages`, its page views per visitor and path. A read decodes the
+    days of its range and counts in memory: a 30-day Overview under any visit-level filter
+    reads 30 rows, not the 100,000 visits they hold.
     """
 
-    __tablename__ = "rollup_visits"
+    __tablename__ = "rollup_visit_days"
 
     site_id: Mapped[int] = mapped_column(
         ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    visit: Mapped[str] = mapped_column(String(64), primary_key=True)
-    part: Mapped[int] = mapped_column(Integer, primary_key=True)
-    visitor_id: Mapped[str | None] = mapped_column(String(64))
-    browser: Mapped[str | None] = mapped_column(String(64))
-    os: Mapped[str | None] = mapped_column(String(64))
-    device: Mapped[str | None] = mapped_column(String(16))
-    country: Mapped[str | None] = mapped_column(String(2))
-    entry: Mapped[str | None] = mapped_column(String(1024))
-    referrer: Mapped[str | None] = mapped_column(String(1024))  # host, or '(direct)'
-    utm_source: Mapped[str | None] = mapped_column(String(100))
-    utm_medium: Mapped[str | None] = mapped_column(String(100))
-    utm_campaign: Mapped[str | None] = mapped_column(String(100))
-    first_browser: Mapped[str | None] = mapped_column(String(64))
-    first_os: Mapped[str | None] = mapped_column(String(64))
-    first_device: Mapped[str | None] = mapped_column(String(16))
-    first_country: Mapped[str | None] = mapped_column(String(2))
-    entry_visitor: Mapped[str | None] = mapped_column(String(64))
-    visits: Mapped[int] = mapped_column(Integer)  # 1 on the visit's first row, else 0
-    events: Mapped[int] = mapped_column(Integer)
-    pageviews: Mapped[int] = mapped_column(Integer)
-    bounces: Mapped[int] = mapped_column(Integer)
-    seconds: Mapped[float] = mapped_column(Float)
-
-
-class RollupVisitPage(db.Model):
-    """A split day's page views of one visit, visitor and path (the Pages card under a filter
-    that selects visits from rollup_visits)."""
-
-    __tablename__ = "rollup_visit_pages"
-
-    site_id: Mapped[int] = mapped_column(
-        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    visit: Mapped[str] = mapped_column(String(64), primary_key=True)
-    part: Mapped[int] = mapped_column(Integer, primary_key=True)
-    visitor_id: Mapped[str | None] = mapped_column(String(64))
-    path: Mapped[str] = mapped_column(String(1024))
-    pageviews: Mapped[int] = mapped_column(Integer)
+    visits: Mapped[bytes] = mapped_column(LargeBinary)
+    pages: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RollupLease(db.Model):

@@ -41,7 +41,8 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 DISTRIBUTED = frozenset(
-    {"events", "rollup_facts", "rollup_presence", "rollup_span_events", "rollup_queue"}
+    {"events", "rollup_facts", "rollup_presence", "rollup_span_events", "rollup_queue",
+     "rollup_visit_days"}
 )
 SHARD_KEY = "site_id"
 

@@ -107,8 +107,7 @@ LISTED = ("impression", "show", "item_click", "showDetails", "signup")
 def _clear() -> None:
     with db.engine.begin() as conn:
         for table in ("events", "rollup_queue", "rollup_presence", "rollup_span_events",
-                      "rollup_facts", "rollup_leases", "rollup_visits",
-                      "rollup_visit_pages"):  # fmt: skip
+                      "rollup_facts", "rollup_leases", "rollup_visit_days"):  # fmt: skip
             conn.execute(sa.text(f"DELETE FROM {table}"))
     db.session.remove()
 

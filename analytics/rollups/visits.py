@@ -1,77 +1,78 @@
-"""Per-visit rows of split days, so any visit-level filter reads stored days.
+"""The visits of split days, so any visit-level filter reads stored days.
 
 Split counts (slices.py) answer one value of one dimension. Several values (`country=FR,BE`), a
 negation (`referrer=!www.google.com`) or several visit-level dimensions at once cannot come from
-them: distinct visitors do not add across values, nor subtract for a negation. What does add
-up is the visits themselves. A visit-level filter keeps or drops whole visits, each judged by
-its own values (entry page view, first event); for the day-local visits of a split day those
-values are stored with the visit, so the filter becomes a WHERE over these rows, and each
-Overview metric is counted over the rows it keeps: distinct visitors over their visitor ids,
-which are day-local too, so a count over many days equals the sum of each day's.
+them: distinct visitors do not add across values, nor subtract for a negation. The visits
+themselves do. A visit-level filter keeps or drops whole visits, each judged by its own values
+(its entry page view, its first event); for the day-local visits of a split day those values
+are stored with the visit, so the filter is a test on each stored visit, and each Overview
+metric is counted over the visits it keeps: distinct visitors over their ids, which are
+day-local too, so they never repeat across days.
 
-`rollup_visits`: a row per visit and distinct (visitor, browser, os, device, country) among its
-events, its first row carrying the visit's own measures; `rollup_visit_pages`: its page views
-per visitor and path. Both are written with a day's split counts and removed with them, under
-the same `sliced` marker, so a read takes them for exactly the days `read._split_plan` stores.
-The rest of a range is counted by the metric's SQL under the filter, as for split counts.
+Stored per site and day in `rollup_visit_days`, with the day's split counts and removed with
+them, under the same `sliced` marker: a read takes exactly the days `read._split_plan` stores,
+and counts the rest of the range (span events, raw times) with the metric's SQL under the
+filter, as for split counts.
 
-Each metric here is the Overview metric's SQL (stats/overview.py) restated over visits; the
-property tests hold the two equal (tests/test_slices.py).
+Why columnar blobs, not a row per visit: a 30-day Overview at 10 M events keeps about 100,000
+visits, and counting distinct visitors per card in SQL took 100-200 ms per card over rows like
+those (2.8 s a page). Here a page reads 30 rows per period, decodes each day's columns (numpy
+views of one decompressed buffer), and counts every card in memory from one filtered frame.
+
+Each metric is the Overview metric's SQL (stats/overview.py) restated over visits; the property
+tests hold the two equal (tests/test_slices.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import struct
+import zlib
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import (
-    ColumnElement,
-    Date,
-    FromClause,
-    and_,
-    case,
-    delete,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-)
+from flask import has_request_context, request
+from sqlalchemy import FromClause, and_, case, delete, func, insert, select
 
 from ..extensions import db
-from ..models import RollupVisit, RollupVisitPage
+from ..models import RollupVisitDay
 from ..segments import Segment
 from ..stats.base import Metric, Scope, frame, visit
-from ..stats.dialect import seconds_between, text_time, time_bucket, without_nested_loops
+from ..stats.dialect import seconds_between, without_nested_loops
 from ..stats.overview import UNKNOWN, UTM_KEYS
-from ..stats.segment import ENTRY, FIRST_EVENT, matches
+from ..stats.segment import ENTRY, FIRST_EVENT
 from ..vocabulary import PAGEVIEW
 from .read import Plan, stored_days
 
-VISITS: FromClause = RollupVisit.__table__
-PAGES: FromClause = RollupVisitPage.__table__
-WHO = ("visitor_id", "browser", "os", "device", "country")  # a visit's rows, one per distinct
+TABLE: FromClause = RollupVisitDay.__table__
+WHO = ("browser", "os", "device", "country")  # a visit's own values, per row
 JUDGED = {**{d: d for d in ENTRY}, **{d: f"first_{d}" for d in FIRST_EVENT}}  # filter -> column
+TEXT = (*WHO, *JUDGED.values())
+PEOPLE = ("visitor_id", "entry_visitor")  # visitor ids: a day's own numbers once stored
+NUMBERS = ("visits", "events", "pageviews", "bounces", "seconds")
+SHIFT = 2**32  # a key = day number * SHIFT + a visitor's (or visit's) number within the day
 
 
 def answers(segment: Segment | None) -> bool:
-    """Whether the visit rows answer this segment: visit-level conditions only, no goal."""
+    """Whether stored visits answer this segment: visit-level conditions only, no goal."""
     return bool(segment) and all(c.dimension in JUDGED for c in segment.conditions)
 
 
 # --- writing ----------------------------------------------------------------------------------
 
 
-def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause) -> None:
-    """Store the visits of a day's day-local events (`local`), judged by `attributes` (one row
-    per visit: slices.py's temporary table of each visit's filter values)."""
+def _visit_rows(local: FromClause, attributes: FromClause):
+    """A row per visit and distinct (visitor, browser, os, device, country) of its events; the
+    first row of a visit carries its visit, bounce and length, every row its judged values."""
     key = visit(local)
-    pageview = func.sum(case((local.c.name == PAGEVIEW, 1), else_=0))
-    who = [local.c[c] for c in WHO]
+    pageviews = func.sum(case((local.c.name == PAGEVIEW, 1), else_=0))
+    who = [local.c.visitor_id, *(local.c[c] for c in WHO)]
     parts = (
         select(
-            key.label("visit"), *who, func.count().label("events"), pageview.label("pageviews"),
+            key.label("visit"), *who, func.count().label("events"),
+            pageviews.label("pageviews"),
             func.row_number().over(partition_by=key, order_by=who).label("part"),
         )
         .where(key.isnot(None))
@@ -81,57 +82,206 @@ def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause)
     span = seconds_between(func.min(local.c.occurred_at), func.max(local.c.occurred_at))
     whole = (
         select(key.label("visit"), func.count().label("events"),
-               pageview.label("pageviews"), span.label("seconds"))
+               pageviews.label("pageviews"), span.label("seconds"))
         .where(key.isnot(None))
         .group_by(key)
         .subquery("visit_whole")
     )  # fmt: skip
     first = parts.c.part == 1
     bounced = and_(first, whole.c.events == 1, whole.c.pageviews == 1)
-    rows = select(
-        literal(site_id), literal(day, Date), parts.c.visit, parts.c.part,
-        *(parts.c[c] for c in WHO),
-        *(attributes.c[d] for d in JUDGED), attributes.c.entry_visitor,
-        case((first, 1), else_=0), parts.c.events, parts.c.pageviews,
-        case((bounced, 1), else_=0), case((first, whole.c.seconds), else_=0.0),
+    return select(
+        parts.c.visit, parts.c.visitor_id, *(parts.c[c] for c in WHO),
+        *(attributes.c[d].label(column) for d, column in JUDGED.items()),
+        attributes.c.entry_visitor,
+        case((first, 1), else_=0).label("visits"), parts.c.events, parts.c.pageviews,
+        case((bounced, 1), else_=0).label("bounces"),
+        case((first, whole.c.seconds), else_=0.0).label("seconds"),
     ).select_from(
         parts.join(whole, whole.c.visit == parts.c.visit).join(
             attributes, attributes.c.visit == parts.c.visit
         )
     )  # fmt: skip
-    names = ["site_id", "day", "visit", "part", *WHO, *JUDGED.values(), "entry_visitor",
-             "visits", "events", "pageviews", "bounces", "seconds"]  # fmt: skip
+
+
+def _page_rows(local: FromClause):
+    """Page views per visit, visitor and path."""
+    key = visit(local)
     viewed = [local.c.visitor_id, local.c.path]
-    pages = (
-        select(
-            literal(site_id), literal(day, Date), key,
-            func.row_number().over(partition_by=key, order_by=viewed),
-            *viewed, func.count(),
-        )
+    return (
+        select(key.label("visit"), *viewed, func.count().label("pageviews"))
         .where(key.isnot(None), local.c.name == PAGEVIEW, local.c.path.isnot(None))
         .group_by(key, *viewed)
-    )  # fmt: skip
+    )
+
+
+class _Columns:
+    """A day's columns on their way to or from one blob: numpy arrays laid end to end after a
+    JSON header (names, dtypes, lengths, and each text column's distinct values), compressed
+    as one. One decompression and a view per column to read it back; nothing is unpickled."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+        self.texts: dict[str, list[str]] = {}
+
+    def text(self, name: str, values: pd.Series) -> None:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)  # None: -1
+        self.arrays[name] = codes.astype("<i4")
+        self.texts[name] = [str(u) for u in uniques]
+
+    def numbered(self, name: str, values: pd.Series, numbers: pd.Index) -> None:
+        self.arrays[name] = numbers.get_indexer(values).astype("<i4")  # -1: none
+
+    def number(self, name: str, values: pd.Series, dtype: str = "<i8") -> None:
+        self.arrays[name] = values.to_numpy(dtype=dtype)
+
+    def blob(self) -> bytes:
+        header = {"arrays": [[n, a.dtype.str, len(a)] for n, a in self.arrays.items()],
+                  "texts": self.texts}  # fmt: skip
+        head = json.dumps(header).encode()
+        body = b"".join(np.ascontiguousarray(a).tobytes() for a in self.arrays.values())
+        return zlib.compress(struct.pack("<I", len(head)) + head + body, 6)
+
+    @classmethod
+    def read(cls, blob: bytes) -> _Columns:
+        raw = zlib.decompress(blob)
+        (size,) = struct.unpack_from("<I", raw)
+        header = json.loads(raw[4 : 4 + size])
+        found, offset = cls(), 4 + size
+        for name, dtype, length in header["arrays"]:
+            found.arrays[name] = np.frombuffer(raw, dtype=dtype, count=length, offset=offset)
+            offset += found.arrays[name].nbytes
+        found.texts = header["texts"]
+        return found
+
+
+def encode(rows: pd.DataFrame, pages: pd.DataFrame) -> tuple[bytes, bytes]:
+    """A day's visit rows and page rows as two blobs: text as codes and its distinct values,
+    visits and visitors as the day's own numbers (the ids themselves are not kept)."""
+    visits = pd.Index(pd.unique(rows["visit"]))
+    people = pd.Index(
+        pd.unique(pd.concat([rows[c] for c in PEOPLE] + [pages["visitor_id"]]).dropna())
+    )
+    out = _Columns()
+    out.numbered("visit", rows["visit"], visits)
+    for name in PEOPLE:
+        out.numbered(name, rows[name], people)
+    for name in TEXT:
+        out.text(name, rows[name])
+    for name in NUMBERS:
+        out.number(name, rows[name], "<f8" if name == "seconds" else "<i8")
+    viewed = _Columns()
+    viewed.numbered("visit", pages["visit"], visits)
+    viewed.numbered("visitor_id", pages["visitor_id"], people)
+    viewed.text("path", pages["path"])
+    viewed.number("pageviews", pages["pageviews"])
+    return out.blob(), viewed.blob()
+
+
+def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause) -> None:
+    """Store the visits of a day's day-local events (`local`), judged by `attributes` (one row
+    per visit: slices.py's temporary table of each visit's filter values)."""
     # Joins of temporary tables without statistics: PostgreSQL would guess a few rows and
     # compare every pair (slices.py measured it).
     with without_nested_loops():
-        db.session.execute(insert(VISITS).from_select(names, rows))
-        db.session.execute(
-            insert(PAGES).from_select(
-                ["site_id", "day", "visit", "part", "visitor_id", "path", "pageviews"], pages
-            )
-        )
+        rows = frame(_visit_rows(local, attributes))
+    pages = frame(_page_rows(local))
+    visits, viewed = encode(rows, pages)
+    db.session.execute(
+        insert(TABLE).values(site_id=site_id, day=day, visits=visits, pages=viewed)
+    )
 
 
 def remove(site_id: int, day: dt.date) -> None:
-    """Remove the day's visit rows (with its split counts, whenever those go)."""
-    for table in (VISITS, PAGES):
-        db.session.execute(delete(table).where(table.c.site_id == site_id, table.c.day == day))
+    """Remove the day's visits (with its split counts, whenever those go)."""
+    db.session.execute(delete(TABLE).where(TABLE.c.site_id == site_id, TABLE.c.day == day))
 
 
 # --- reading ----------------------------------------------------------------------------------
 
-# (conditions on rollup_visits: the site, the plan's stored days, the filters; scope; plan)
-Reader = Callable[[list[ColumnElement], Scope, Plan], pd.DataFrame]
+
+class _Days:
+    """The columns of many days' blobs, gathered into one frame. Visit and visitor numbers
+    become keys unique across days (NaN where there was none); each text column's codes are
+    renumbered into one list of values for all days, so the frame holds it as a categorical
+    (codes and a few values, not 100,000 strings to build and compare)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.values: dict[str, dict[str, int]] = {}
+
+    def add(self, blob: bytes, day: dt.date) -> int:
+        stored = _Columns.read(blob)
+        number = float((day - dt.date(1970, 1, 1)).days)
+        for name, codes in stored.arrays.items():
+            if name in stored.texts:
+                values = self.values.setdefault(name, {})
+                renumber = [values.setdefault(t, len(values)) for t in stored.texts[name]]
+                codes = np.array([*renumber, -1], dtype=np.int32)[codes]  # -1 stays -1
+            elif name in ("visit", *PEOPLE):
+                keys = codes.astype(np.float64) + number * SHIFT  # exact below 2**53
+                keys[codes < 0] = np.nan
+                codes = keys
+            self.parts.setdefault(name, []).append(codes)
+        return len(next(iter(stored.arrays.values()), ()))
+
+    def frame(self, columns: tuple[str, ...]) -> pd.DataFrame:
+        found = {}
+        for name in columns:
+            arrays = self.parts.get(name, [])
+            joined = np.concatenate(arrays) if arrays else np.array([], dtype=np.int32)
+            if name in (*TEXT, "path"):
+                values = pd.Index(list(self.values.get(name, {})), dtype=object)
+                found[name] = pd.Categorical.from_codes(joined, categories=values)
+            else:
+                found[name] = joined
+        return pd.DataFrame(found)
+
+
+VISIT_COLUMNS = ("visit", *PEOPLE, *TEXT, *NUMBERS, "day")
+PAGE_COLUMNS = ("visit", "visitor_id", "path", "pageviews")
+
+
+def _decoded(p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The visits and page rows of the plan's stored days (one read per plan and request)."""
+    cache = request.__dict__.setdefault("rollup_visits", {}) if has_request_context() else {}
+    if p in cache:
+        return cache[p]
+    stmt = select(TABLE.c.day, TABLE.c.visits, TABLE.c.pages).where(
+        TABLE.c.site_id == p.site_id, stored_days(TABLE.c.day, p)
+    )
+    visits, pages = _Days(), _Days()
+    for day, blob, viewed in db.session.execute(stmt):
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+        rows = visits.add(blob, day)
+        visits.parts.setdefault("day", []).append(np.full(rows, np.datetime64(day, "ns")))
+        pages.add(viewed, day)
+    cache[p] = (visits.frame(VISIT_COLUMNS), pages.frame(PAGE_COLUMNS))
+    return cache[p]
+
+
+def _kept(filters: Scope, p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The visit rows the segment keeps, and the page rows of those visits (once per plan,
+    segment and request: a page counts a dozen metrics over them)."""
+    cache = request.__dict__.setdefault("rollup_kept", {}) if has_request_context() else {}
+    key = (p, filters.segment)
+    if key not in cache:
+        cache[key] = _keep(filters.segment, *_decoded(p))
+    return cache[key]
+
+
+def _keep(
+    segment: Segment, rows: pd.DataFrame, pages: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the visits every condition keeps, judged by the visit's stored values."""
+    keep = np.ones(len(rows), dtype=bool)
+    for condition in segment.conditions:
+        found = rows[JUDGED[condition.dimension]].isin(list(condition.values)).to_numpy()
+        keep &= ~found if condition.negated else found  # negated: no value passes too
+    rows = rows[keep]
+    return rows, pages[pages["visit"].isin(rows["visit"])]
+
+
+Reader = Callable[[pd.DataFrame, pd.DataFrame, Scope], pd.DataFrame]
 READERS: dict[str, Reader] = {}
 
 
@@ -147,96 +297,96 @@ def stored(metric: Metric, filters: Scope, p: Plan) -> pd.DataFrame:
     """The metric over the kept visits of the plan's stored days (the split ones)."""
     if p.first_day is None:
         return pd.DataFrame(columns=[*metric.keys, *metric.measures])
-    where = [VISITS.c.site_id == p.site_id, stored_days(VISITS.c.day, p)]
-    where += [matches(VISITS.c[JUDGED[c.dimension]], c) for c in filters.segment.conditions]
-    return READERS[metric.name](where, filters, p)
+    rows, pages = _kept(filters, p)
+    found = READERS[metric.name](rows, pages, filters)
+    return found[[*metric.keys, *metric.measures]]
 
 
-def _visitors(column: ColumnElement = VISITS.c.visitor_id) -> ColumnElement:
-    return func.count(column.distinct()).label("visitors")
-
-
-def _sum(name: str) -> ColumnElement:
-    return func.coalesce(func.sum(VISITS.c[name]), 0).label(name)
+def _grouped(rows: pd.DataFrame, keys: list[str], **measures) -> pd.DataFrame:
+    """`rows` grouped by the columns `keys`, with the named aggregations; keys as values."""
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, *measures])
+    found = rows.groupby(keys, sort=False, observed=True).agg(**measures).reset_index()
+    for key in keys:
+        if isinstance(found[key].dtype, pd.CategoricalDtype):
+            found[key] = found[key].astype(object)
+    return found
 
 
 @reader("summary")
-def _summary(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-    measures = [_sum(name) for name in ("visits", "pageviews", "bounces", "seconds")]
-    return frame(select(_visitors(), *measures).where(*where))
+def _summary(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    totals = {name: rows[name].sum() for name in ("visits", "pageviews", "bounces", "seconds")}
+    return pd.DataFrame([{"visitors": rows["visitor_id"].nunique(), **totals}])
 
 
 @reader("events")
-def _events(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-    return frame(select(_sum("events")).where(*where))
+def _events(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return pd.DataFrame([{"events": rows["events"].sum()}])
+
+
+def _bucket(days: pd.Series, unit: str) -> pd.Series:
+    """The start of the day/week (Monday)/month each day falls in, like `time_bucket`."""
+    if unit == "week":
+        return days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+    if unit == "month":
+        return days.dt.to_period("M").dt.to_timestamp()
+    return days
 
 
 @reader("traffic_day")
-def _traffic(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-    bucket = time_bucket(text_time(VISITS.c.day), filters.bucket).label("bucket")
-    stmt = select(bucket, _sum("pageviews"), _visitors()).where(*where).group_by(bucket)
-    return frame(stmt)
+def _traffic(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    rows = rows.assign(bucket=_bucket(rows["day"], filters.bucket)) if len(rows) else rows
+    return _grouped(rows, ["bucket"], pageviews=("pageviews", "sum"),
+                    visitors=("visitor_id", "nunique"))  # fmt: skip
 
 
 @reader("pages")
-def _pages(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-    on = and_(
-        VISITS.c.site_id == PAGES.c.site_id, VISITS.c.day == PAGES.c.day,
-        VISITS.c.visit == PAGES.c.visit, VISITS.c.visits == 1,
-    )  # fmt: skip
-    stmt = (
-        select(PAGES.c.path, func.sum(PAGES.c.pageviews).label("pageviews"),
-               _visitors(PAGES.c.visitor_id))
-        .select_from(PAGES.join(VISITS, on))
-        # the same bounds on the pages too, for their own key's index
-        .where(*where, PAGES.c.site_id == p.site_id, stored_days(PAGES.c.day, p))
-        .group_by(PAGES.c.path)
-    )  # fmt: skip
-    return frame(stmt)
+def _pages(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return _grouped(pages, ["path"], pageviews=("pageviews", "sum"),
+                    visitors=("visitor_id", "nunique"))  # fmt: skip
 
 
-def _entry_reader(name: str, *keys: Callable[[], ColumnElement], only=None) -> None:
-    """Visits and their entry page view's distinct visitors, by the visit's entry values (a
-    visit with no page view has none: its referrer, always set otherwise, is NULL)."""
-
-    def read(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-        columns = [k() for k in keys]
-        kept = [*where, VISITS.c.visits == 1, VISITS.c.referrer.isnot(None)]
-        if only is not None:
-            kept.append(only())
-        stmt = (
-            select(*columns, func.count().label("visits"), _visitors(VISITS.c.entry_visitor))
-            .where(*kept)
-            .group_by(*columns)
-        )
-        return frame(stmt)
-
-    reader(name)(read)
+def _entered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each visit's first row, for visits with an entry page view (the referrer of one without
+    is None; of one with, a host or '(direct)')."""
+    return rows[(rows["visits"] == 1) & rows["referrer"].notna()]
 
 
-_entry_reader("entry_pages", lambda: func.coalesce(VISITS.c.entry, UNKNOWN).label("path"))
-_entry_reader("referrers", lambda: VISITS.c.referrer.label("referrer"))
-_entry_reader(
-    "utm",
-    *(lambda k=k: func.coalesce(VISITS.c[k], "").label(k) for k in UTM_KEYS),
-    only=lambda: or_(*(VISITS.c[k].isnot(None) for k in UTM_KEYS)),
-)
+def _entry_counts(rows: pd.DataFrame, keys: dict[str, pd.Series]) -> pd.DataFrame:
+    """Visits and their entry page views' distinct visitors by `keys`."""
+    rows = rows.assign(**keys)
+    return _grouped(rows, list(keys), visits=("visits", "size"),
+                    visitors=("entry_visitor", "nunique"))  # fmt: skip
+
+
+@reader("entry_pages")
+def _entry_pages(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    rows = _entered(rows)
+    return _entry_counts(rows, {"path": rows["entry"].astype(object).fillna(UNKNOWN)})
+
+
+@reader("referrers")
+def _referrers(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    rows = _entered(rows)
+    return _entry_counts(rows, {"referrer": rows["referrer"]})
+
+
+@reader("utm")
+def _utm(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    rows = _entered(rows)
+    rows = rows[rows[list(UTM_KEYS)].notna().any(axis=1)]
+    return _entry_counts(rows, {k: rows[k].astype(object).fillna("") for k in UTM_KEYS})
 
 
 def _visitors_reader(name: str) -> None:
     """Distinct visitors by one of the visit rows' own browser, os, device or country."""
 
-    def read(where: list, filters: Scope, p: Plan) -> pd.DataFrame:
-        value = VISITS.c[name]
-        stmt = (
-            select(value.label(name), _visitors())
-            .where(*where, VISITS.c.visitor_id.isnot(None), value.isnot(None))
-            .group_by(value)
-        )
-        return frame(stmt)
+    def read(rows: pd.DataFrame, pages: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+        rows = rows[rows["visitor_id"].notna() & rows[name].notna()]
+        return _grouped(rows, [name], visitors=("visitor_id", "nunique"))
 
     reader(name)(read)
 
 
-for _name in ("browser", "os", "device", "country"):
+for _name in WHO:
     _visitors_reader(_name)
