@@ -128,7 +128,7 @@ def _fold(site_id: int, day: dt.date, where: str, params: dict) -> None:
     db.session.execute(
         delete(RollupFact).where(RollupFact.site_id == site_id, RollupFact.day == day)
     )
-    visits.remove(site_id, day)  # their visitor ids go with the events
+    visits.remove(site_id, day)  # stored visits go with the events
     rows.append(marker_row(site_id, BUILT, day))
     bulk_insert(RollupFact.__table__, FACT_COLUMNS, rows)
 

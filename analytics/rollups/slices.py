@@ -12,7 +12,7 @@ Stored in rollup_facts: `<metric>@<code>` with the value in k1 and the metric's 
 it, for every metric of SPLIT and dimension of DIMENSIONS, and a `sliced` marker per day. A day
 is split once it has ended: when its facts are built (refresh.py), or later by `split_missing`.
 A partial recount removes the day's split rows (delta.py), a whole one replaces every fact of
-it; a read takes a day without the marker from raw events. The day's visit rows go with its
+it; a read takes a day without the marker from raw events. The day's stored visits go with its
 split counts (visits.py answers the other visit-level filters from them); event-level filters
 other than one value, property and goal filters are read from raw events (stats/segment.py).
 
@@ -155,7 +155,7 @@ def _tag(site_id: int, day: dt.date, local: FromClause) -> FromClause:
 
 def fact_rows(site_id: int, day: dt.date, local: FromClause) -> list[tuple]:
     """The split counts of a day's day-local events (`local`), as rollup_facts tuples, with the
-    day's marker; its visit rows (visits.py) are written here."""
+    day's marker; its stored visits (visits.py) are written here."""
     tagged = _tag(site_id, day, local)
     visits.write(site_id, day, local, _attributes_table())
     codes = {code: dimension for dimension, code in DIMENSIONS.items()}
@@ -179,7 +179,7 @@ def ended(day: dt.date) -> bool:
 
 
 def remove(site_id: int, day: dt.date) -> None:
-    """Remove the day's split counts and visit rows (a partial recount changed what is
+    """Remove the day's split counts and stored visits (a partial recount changed what is
     day-local)."""
     visits.remove(site_id, day)
     db.session.execute(

@@ -110,7 +110,7 @@ def visit_attributes(
         found = firsts.outerjoin(landing, landing.c.visit == firsts.c.visit)
         columns |= {
             "entry": landing.c.path,
-            "entry_visitor": landing.c.visitor_id,  # not a filter: the rollups' visit rows
+            "entry_visitor": landing.c.visitor_id,  # not a filter: for rollups/visits.py
             "utm_source": landing.c.utm_source,
             "utm_medium": landing.c.utm_medium,
             "utm_campaign": landing.c.utm_campaign,
