@@ -391,7 +391,8 @@ class RollupVisitDay(db.Model):
     (visitor, browser, os, device, country) among its events, with the values the visit-level
     filters judge the visit by; `pages`, its page views per visitor and path. A read decodes the
     days of its range and counts in memory: a 30-day Overview under any visit-level filter
-    reads 30 rows, not the 100,000 visits they hold.
+    reads 30 rows, not the 100,000 visits they hold. `parts`: its events grouped by visit and
+    every column an event-level filter or a card reads, for event-level filters.
     """
 
     __tablename__ = "rollup_visit_days"
@@ -402,6 +403,7 @@ class RollupVisitDay(db.Model):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     visits: Mapped[bytes] = mapped_column(LargeBinary)
     pages: Mapped[bytes] = mapped_column(LargeBinary)
+    parts: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RollupLease(db.Model):

@@ -281,13 +281,12 @@ def test_without_a_replica_everything_stays_on_one_engine(postgres_url):
         login(client)
         traffic = Traffic({"primary": db.engine})
         try:
-            query = "period=7d&path=/,/pricing"
+            query = "period=7d&prop.plan=pro"
             res = client.get(f"/overview?site={site.public_id}&{query}")
             assert res.status_code == 200
             assert not replica.in_use()
-            # On PostgreSQL without a replica, a segmented page copies its events once (an
-            # event-level filter of two values: split counts answer a single value, visit rows
-            # a visit-level filter, without any copy).
+            # On PostgreSQL without a replica, a segmented page copies its events once (a
+            # property filter: stored visits answer visit- and event-level filters without one).
             assert any("segment_events_" in sql for sql in traffic.writes("primary"))
         finally:
             traffic.close()

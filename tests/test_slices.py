@@ -229,16 +229,22 @@ for _dimension, _value in [*FILTERS, ("utm_source", "ads"), ("utm_medium", "cpc"
                            ("device", "desktop"), ("entry", "/b")]:  # fmt: skip
     if _dimension in visits.JUDGED:
         VISIT_VALUES.setdefault(_dimension, []).append(_value)
+# And every event-level one's.
+EVENT_VALUES: dict[str, list[str]] = {}
+for _dimension, _value in [*FILTERS, ("path", "/b"), ("name", "click"), ("item", "apl"),
+                           ("source", "import"), ("category", "forms")]:  # fmt: skip
+    if _dimension in visits.EVENT_LEVEL:
+        EVENT_VALUES.setdefault(_dimension, []).append(_value)
 
 
 @st.composite
-def visit_segments(draw) -> Segment:
-    """One or two visit-level dimensions, each with one or two values, each maybe negated."""
-    dimensions = draw(st.lists(st.sampled_from(sorted(VISIT_VALUES)), min_size=1, max_size=2,
+def visit_segments(draw, known: dict[str, list[str]] = VISIT_VALUES) -> Segment:
+    """One or two dimensions of `known`, each with one or two values, each maybe negated."""
+    dimensions = draw(st.lists(st.sampled_from(sorted(known)), min_size=1, max_size=2,
                                unique=True))  # fmt: skip
     conditions = []
     for dimension in dimensions:
-        values = st.sampled_from(VISIT_VALUES[dimension])
+        values = st.sampled_from(known[dimension])
         chosen = draw(st.lists(values, min_size=1, max_size=2, unique=True))
         conditions.append(Condition(dimension, tuple(chosen), draw(st.booleans())))
     return Segment(tuple(conditions))
@@ -268,7 +274,11 @@ def _day_local_rows(sites, events: list[dict]) -> list[dict]:
 @given(
     first=st.lists(event, min_size=10, max_size=50),
     late=st.lists(event, max_size=12),
-    chosen=st.lists(visit_segments(), min_size=1, max_size=3),
+    chosen=st.lists(
+        st.one_of(visit_segments(), visit_segments(EVENT_VALUES),
+                  visit_segments(VISIT_VALUES | EVENT_VALUES)),
+        min_size=1, max_size=3,
+    ),
     start_hour=st.integers(-24, DAYS * 24),
 )
 def test_stored_visits_equal_raw_queries(app, make_site, first, late, chosen, start_hour):
@@ -327,3 +337,34 @@ def test_visits_are_read_for_split_days(app, make_site):
     rollups.split_missing(site.id)
     assert count(RollupVisitDay) == 3
     assert_filtered_answers(period)
+
+
+def test_an_event_level_filter_enters_at_the_first_kept_page_view(app, make_site):
+    """Under an event-level filter a visit's entry is its first page view the filter keeps,
+    with that page view's referrer: read from the stored event parts as from raw events."""
+    _clear()
+    site = make_site("A")
+    base = {"site": 0, "utm": None, "agent": AGENTS[1], "source": "tracker", "dedupe": None,
+            "item": "rsa", "position": None, "category": None, "version": 1}  # fmt: skip
+    steps = [("pageview", "/b", "https://www.google.com/"), ("pageview", "/a", "https://t.co/x"),
+             ("click", "/a", None)]  # fmt: skip
+    rows = []
+    for n in range(2):  # one visit lands on /b then sees /a, the other lands on /a
+        for offset, (name, path, referrer) in enumerate(steps[n:]):
+            e = base | {"minute": 60 * (n + 1) + offset, "name": name, "path": path,
+                        "referrer": referrer, "session": f"s{n}", "visitor": f"v{n}"}  # fmt: skip
+            rows.append(_row([site], e))
+    store_events(rows)
+    rollups.refresh()
+    assert count(RollupVisitDay) == 1
+    whole = Filtered(site, DAY0, DAY0 + dt.timedelta(days=DAYS))
+    for query, entries in (
+        (Condition("path", ("/b",), True), {"/a": 2}),
+        (Condition("path", ("/a", "/b")), {"/b": 1, "/a": 1}),
+        (Condition("name", ("click",), True), {"/b": 1, "/a": 1}),
+    ):
+        period = replace(whole, segment=Segment((query,)))
+        assert visits.answers(period.segment) and not slices.splittable(period.segment)
+        found = stats.entry_pages(period)
+        assert dict(zip(found["path"], found["visits"], strict=True)) == entries, query
+        assert_filtered_answers(period)

@@ -13,8 +13,8 @@ it, for every metric of SPLIT and dimension of DIMENSIONS, and a `sliced` marker
 is split once it has ended: when its facts are built (refresh.py), or later by `split_missing`.
 A partial recount removes the day's split rows (delta.py), a whole one replaces every fact of
 it; a read takes a day without the marker from raw events. The day's stored visits go with its
-split counts (visits.py answers the other visit-level filters from them); event-level filters
-other than one value, property and goal filters are read from raw events (stats/segment.py).
+split counts (visits.py answers the other visit- and event-level filters from them); property
+and goal filters are read from raw events (stats/segment.py).
 
 One pass per metric and day: the day's events are copied once per dimension into a temporary
 table with the dimension and its value, and each metric groups by both.

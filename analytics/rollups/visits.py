@@ -1,26 +1,29 @@
-"""The visits of split days, so any visit-level filter reads stored days.
+"""The visits of split days, so any visit-level or event-level filter reads stored days.
 
 Split counts (slices.py) answer one value of one dimension. Several values (`country=FR,BE`), a
-negation (`referrer=!www.google.com`) or several visit-level dimensions at once cannot come from
-them: distinct visitors do not add across values, nor subtract for a negation. The visits
-themselves do. A visit-level filter keeps or drops whole visits, each judged by its own values
-(its entry page view, its first event); for the day-local visits of a split day those values
-are stored with the visit, so the filter is a test on each stored visit, and each Overview
-metric is counted over the visits it keeps: distinct visitors over their ids, which are
-day-local too, so they never repeat across days.
+negation (`referrer=!www.google.com`) or several dimensions at once cannot come from them:
+distinct visitors do not add across values, nor subtract for a negation. The visits themselves
+do. A visit-level filter keeps or drops whole visits, each judged by its own values (its entry
+page view, its first event); an event-level filter keeps events by their own values. For the
+day-local visits of a split day both are tests on stored values, and each Overview metric is
+counted over what they keep: distinct visitors over their ids, which are day-local too, so they
+never repeat across days.
 
 Stored per site and day in `rollup_visit_days`, with the day's split counts and removed with
 them, under the same `sliced` marker: a read takes exactly the days `read._split_plan` stores,
 and counts the rest of the range (span events, raw times) with the metric's SQL under the
-filter, as for split counts.
+filter, as for split counts. Three blobs: the visits (a row per visit and distinct visitor and
+user agent and country of its events), their page views per path, and the day's events grouped
+by visit and every column an event-level filter or a card reads (the *parts*), with their first
+and last time and the place of their first page view in the visit.
 
 Why columnar blobs, not a row per visit: a 30-day Overview at 10 M events keeps about 100,000
 visits, and counting distinct visitors per card in SQL took 100-200 ms per card over rows like
 those (2.8 s a page). Here a page reads 30 rows per period, decodes each day's columns (numpy
 views of one decompressed buffer), and counts every card in memory from one filtered frame.
 
-Each metric is the Overview metric's SQL (stats/overview.py) restated over visits; the property
-tests hold the two equal (tests/test_slices.py).
+Each metric is the Overview metric's SQL (stats/overview.py) restated over visits or parts; the
+property tests hold them equal (tests/test_slices.py).
 """
 
 from __future__ import annotations
@@ -30,34 +33,44 @@ import json
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from flask import has_request_context, request
-from sqlalchemy import FromClause, and_, case, delete, func, insert, select
+from sqlalchemy import FromClause, and_, case, delete, func, insert, literal, select
 
 from ..extensions import db
 from ..models import RollupVisitDay
-from ..segments import Segment
+from ..segments import DIRECT, Segment
 from ..stats.base import Metric, Scope, frame, visit
-from ..stats.dialect import seconds_between, without_nested_loops
+from ..stats.dialect import seconds_between, url_host, without_nested_loops
 from ..stats.overview import UNKNOWN, UTM_KEYS
 from ..stats.segment import ENTRY, FIRST_EVENT
 from ..vocabulary import PAGEVIEW
 from .read import Plan, stored_days
+from .store import midnight
 
 TABLE: FromClause = RollupVisitDay.__table__
 WHO = ("browser", "os", "device", "country")  # a visit's own values, per row
 JUDGED = {**{d: d for d in ENTRY}, **{d: f"first_{d}" for d in FIRST_EVENT}}  # filter -> column
 TEXT = (*WHO, *JUDGED.values())
+# Event-level filters the parts answer (filter -> column). Not `item`: a list view's impressions
+# are an event per item, and grouping by item too made the parts 1.8x as many (31,500 a day
+# of 38,000 events at 10 M demo events, against 17,600); an `item` filter of several values or
+# negated is read from raw events.
+EVENT_LEVEL = {"path": "path", "name": "name", "source": "source", "category": "category"}
+PART_TEXT = (*EVENT_LEVEL.values(), *WHO, "referrer", *UTM_KEYS)
 PEOPLE = ("visitor_id", "entry_visitor")  # visitor ids: a day's own numbers once stored
 NUMBERS = ("visits", "events", "pageviews", "bounces", "seconds")
 SHIFT = 2**32  # a key = day number * SHIFT + a visitor's (or visit's) number within the day
 
 
 def answers(segment: Segment | None) -> bool:
-    """Whether stored visits answer this segment: visit-level conditions only, no goal."""
-    return bool(segment) and all(c.dimension in JUDGED for c in segment.conditions)
+    """Whether stored visits answer this segment: visit-level and event-level conditions (no
+    item, property or goal)."""
+    known = (*JUDGED, *EVENT_LEVEL)
+    return bool(segment) and all(c.dimension in known for c in segment.conditions)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -114,6 +127,39 @@ def _page_rows(local: FromClause):
     )
 
 
+def _part_rows(local: FromClause, start: dt.datetime):
+    """The day's events grouped by visit, visitor and every column an event-level filter or an
+    Overview card reads, with their first and last time (seconds since midnight) and, for page
+    views, the place of the first in its visit (by time, then id) and where it came from: the
+    entry of a visit under an event-level filter is its first kept page view."""
+    key = visit(local)
+    grain = [local.c[c] for c in (*EVENT_LEVEL.values(), *WHO)]
+    nth = func.row_number().over(partition_by=key, order_by=(local.c.occurred_at, local.c.id))
+    ranked = select(local, key.label("visit"), nth.label("nth")).subquery("ranked_events")
+    is_pv = ranked.c.name == PAGEVIEW
+    group = [ranked.c.visit, ranked.c.visitor_id, *(ranked.c[c.name] for c in grain)]
+    parts = (
+        select(
+            *group, func.count().label("events"),
+            func.sum(case((is_pv, 1), else_=0)).label("pageviews"),
+            seconds_between(literal(start), func.min(ranked.c.occurred_at)).label("first_at"),
+            seconds_between(literal(start), func.max(ranked.c.occurred_at)).label("last_at"),
+            func.min(case((is_pv, ranked.c.nth))).label("first_view"),
+        )
+        .group_by(*group)
+        .subquery("event_parts")
+    )  # fmt: skip
+    entry = ranked.alias("entry_view")
+    landed = and_(entry.c.visit == parts.c.visit, entry.c.nth == parts.c.first_view)
+    referrer = case(
+        (parts.c.first_view.is_(None), None),
+        else_=func.coalesce(url_host(entry.c.referrer), DIRECT),
+    )
+    return select(
+        parts, referrer.label("referrer"), *(entry.c[k].label(k) for k in UTM_KEYS)
+    ).select_from(parts.outerjoin(entry, landed))
+
+
 class _Columns:
     """A day's columns on their way to or from one blob: numpy arrays laid end to end after a
     JSON header (names, dtypes, lengths, and each text column's distinct values), compressed
@@ -125,13 +171,13 @@ class _Columns:
 
     def text(self, name: str, values: pd.Series) -> None:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)  # None: -1
-        self.arrays[name] = codes.astype("<i4")
+        self.arrays[name] = codes.astype("<i2" if len(uniques) < 2**15 else "<i4")
         self.texts[name] = [str(u) for u in uniques]
 
     def numbered(self, name: str, values: pd.Series, numbers: pd.Index) -> None:
         self.arrays[name] = numbers.get_indexer(values).astype("<i4")  # -1: none
 
-    def number(self, name: str, values: pd.Series, dtype: str = "<i8") -> None:
+    def number(self, name: str, values: pd.Series, dtype: str = "<i4") -> None:
         self.arrays[name] = values.to_numpy(dtype=dtype)
 
     def blob(self) -> bytes:
@@ -154,12 +200,17 @@ class _Columns:
         return found
 
 
-def encode(rows: pd.DataFrame, pages: pd.DataFrame) -> tuple[bytes, bytes]:
-    """A day's visit rows and page rows as two blobs: text as codes and its distinct values,
-    visits and visitors as the day's own numbers (the ids themselves are not kept)."""
+def encode(
+    rows: pd.DataFrame, pages: pd.DataFrame, parts: pd.DataFrame
+) -> tuple[bytes, bytes, bytes]:
+    """A day's visit rows, page rows and event parts as three blobs: text as codes and its
+    distinct values, visits and visitors as the day's own numbers (the ids are not kept)."""
     visits = pd.Index(pd.unique(rows["visit"]))
     people = pd.Index(
-        pd.unique(pd.concat([rows[c] for c in PEOPLE] + [pages["visitor_id"]]).dropna())
+        pd.unique(
+            pd.concat([rows[c] for c in PEOPLE] + [pages["visitor_id"], parts["visitor_id"]])
+            .dropna()
+        )
     )
     out = _Columns()
     out.numbered("visit", rows["visit"], visits)
@@ -168,13 +219,23 @@ def encode(rows: pd.DataFrame, pages: pd.DataFrame) -> tuple[bytes, bytes]:
     for name in TEXT:
         out.text(name, rows[name])
     for name in NUMBERS:
-        out.number(name, rows[name], "<f8" if name == "seconds" else "<i8")
+        out.number(name, rows[name], "<f8" if name == "seconds" else "<i4")
     viewed = _Columns()
     viewed.numbered("visit", pages["visit"], visits)
     viewed.numbered("visitor_id", pages["visitor_id"], people)
     viewed.text("path", pages["path"])
     viewed.number("pageviews", pages["pageviews"])
-    return out.blob(), viewed.blob()
+    grouped = _Columns()
+    grouped.numbered("visit", parts["visit"], visits)
+    grouped.numbered("visitor_id", parts["visitor_id"], people)
+    for name in PART_TEXT:
+        grouped.text(name, parts[name])
+    for name in ("events", "pageviews"):
+        grouped.number(name, parts[name])
+    for name in ("first_at", "last_at"):
+        grouped.number(name, parts[name], "<f8")
+    grouped.number("first_view", parts["first_view"].fillna(0))  # 0: no page view
+    return out.blob(), viewed.blob(), grouped.blob()
 
 
 def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause) -> None:
@@ -184,10 +245,11 @@ def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause)
     # compare every pair (slices.py measured it).
     with without_nested_loops():
         rows = frame(_visit_rows(local, attributes))
+        parts = frame(_part_rows(local, midnight(day)))
     pages = frame(_page_rows(local))
-    visits, viewed = encode(rows, pages)
+    visits, viewed, grouped = encode(rows, pages, parts)
     db.session.execute(
-        insert(TABLE).values(site_id=site_id, day=day, visits=visits, pages=viewed)
+        insert(TABLE).values(site_id=site_id, day=day, visits=visits, pages=viewed, parts=grouped)
     )
 
 
@@ -229,8 +291,8 @@ class _Days:
         for name in columns:
             arrays = self.parts.get(name, [])
             joined = np.concatenate(arrays) if arrays else np.array([], dtype=np.int32)
-            if name in (*TEXT, "path"):
-                values = pd.Index(list(self.values.get(name, {})), dtype=object)
+            if name in self.values:  # a text column
+                values = pd.Index(list(self.values[name]), dtype=object)
                 found[name] = pd.Categorical.from_codes(joined, categories=values)
             else:
                 found[name] = joined
@@ -256,6 +318,26 @@ def _decoded(p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
         visits.parts.setdefault("day", []).append(np.full(rows, np.datetime64(day, "ns")))
         pages.add(viewed, day)
     cache[p] = (visits.frame(VISIT_COLUMNS), pages.frame(PAGE_COLUMNS))
+    return cache[p]
+
+
+PART_COLUMNS = ("visit", "visitor_id", *PART_TEXT, "events", "pageviews", "first_at", "last_at",
+                "first_view", "day")  # fmt: skip
+
+
+def _decoded_parts(p: Plan) -> pd.DataFrame:
+    """The event parts of the plan's stored days (one read per plan and request)."""
+    cache = request.__dict__.setdefault("rollup_parts", {}) if has_request_context() else {}
+    if p not in cache:
+        stmt = select(TABLE.c.day, TABLE.c.parts).where(
+            TABLE.c.site_id == p.site_id, stored_days(TABLE.c.day, p)
+        )
+        parts = _Days()
+        for day, blob in db.session.execute(stmt):
+            day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+            rows = parts.add(blob, day)
+            parts.parts.setdefault("day", []).append(np.full(rows, np.datetime64(day, "ns")))
+        cache[p] = parts.frame(PART_COLUMNS)
     return cache[p]
 
 
@@ -294,11 +376,15 @@ def reader(name: str) -> Callable[[Reader], Reader]:
 
 
 def stored(metric: Metric, filters: Scope, p: Plan) -> pd.DataFrame:
-    """The metric over the kept visits of the plan's stored days (the split ones)."""
+    """The metric over what the segment keeps of the plan's stored days (the split ones): the
+    kept visits when every filter is visit-level, else the kept event parts."""
     if p.first_day is None:
         return pd.DataFrame(columns=[*metric.keys, *metric.measures])
-    rows, pages = _kept(filters, p)
-    found = READERS[metric.name](rows, pages, filters)
+    if all(c.dimension in JUDGED for c in filters.segment.conditions):
+        rows, pages = _kept(filters, p)
+        found = READERS[metric.name](rows, pages, filters)
+    else:
+        found = PART_READERS[metric.name](_kept_parts(filters, p), filters)
     return found[[*metric.keys, *metric.measures]]
 
 
@@ -390,3 +476,113 @@ def _visitors_reader(name: str) -> None:
 
 for _name in WHO:
     _visitors_reader(_name)
+
+
+# --- event parts: any visit-level and event-level filters --------------------------------------
+
+
+def _kept_parts(filters: Scope, p: Plan) -> pd.DataFrame:
+    """The event parts the segment keeps: each event-level condition on the part's own value,
+    each visit-level one on its visit's stored values (a part without a visit has none: kept
+    only when no condition is visit-level), once per plan, segment and request."""
+    cache = request.__dict__.setdefault("rollup_kept_parts", {}) if has_request_context() else {}
+    key = (p, filters.segment)
+    if key not in cache:
+        parts = _decoded_parts(p)
+        keep = np.ones(len(parts), dtype=bool)
+        judged = [c for c in filters.segment.conditions if c.dimension in JUDGED]
+        for condition in filters.segment.conditions:
+            if condition.dimension in EVENT_LEVEL:
+                column = parts[EVENT_LEVEL[condition.dimension]]
+                found = column.isin(list(condition.values)).to_numpy()
+                keep &= ~found if condition.negated else found
+        if judged:
+            rows, _ = _kept(replace(filters, segment=Segment(tuple(judged))), p)
+            keep &= parts["visit"].isin(rows["visit"]).to_numpy()
+        cache[key] = parts[keep]
+    return cache[key]
+
+
+PartReader = Callable[[pd.DataFrame, Scope], pd.DataFrame]
+PART_READERS: dict[str, PartReader] = {}
+
+
+def part_reader(name: str) -> Callable[[PartReader], PartReader]:
+    def register(fn: PartReader) -> PartReader:
+        PART_READERS[name] = fn
+        return fn
+
+    return register
+
+
+def _per_visit(parts: pd.DataFrame) -> pd.DataFrame:
+    """The kept parts of each visit summed: its events, page views, first and last time."""
+    found = parts[parts["visit"].notna()]
+    if found.empty:
+        return pd.DataFrame(columns=["events", "pageviews", "first_at", "last_at"])
+    return found.groupby("visit", sort=False).agg(
+        events=("events", "sum"), pageviews=("pageviews", "sum"),
+        first_at=("first_at", "min"), last_at=("last_at", "max"),
+    )  # fmt: skip
+
+
+@part_reader("summary")
+def _parts_summary(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    visits = _per_visit(parts)
+    bounced = (visits["events"] == 1) & (visits["pageviews"] == 1)
+    return pd.DataFrame([{
+        "visitors": parts["visitor_id"].nunique(), "visits": len(visits),
+        "pageviews": parts["pageviews"].sum(), "bounces": int(bounced.sum()),
+        "seconds": float((visits["last_at"] - visits["first_at"]).sum()),
+    }])  # fmt: skip
+
+
+@part_reader("events")
+def _parts_events(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return pd.DataFrame([{"events": parts["events"].sum()}])
+
+
+@part_reader("traffic_day")
+def _parts_traffic(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return _traffic(parts, parts, filters)
+
+
+@part_reader("pages")
+def _parts_pages(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    viewed = parts[(parts["pageviews"] > 0) & parts["path"].notna()]
+    return _pages(viewed, viewed, filters)
+
+
+def _entries(parts: pd.DataFrame) -> pd.DataFrame:
+    """Each visit's first kept page view: the part holding it, as a visit row whose entry, its
+    visitor, referrer and UTM are that page view's (what the entry cards read)."""
+    viewed = parts[parts["visit"].notna() & (parts["first_view"] > 0)]
+    if viewed.empty:
+        return pd.DataFrame(columns=["entry", "entry_visitor", "referrer", *UTM_KEYS, "visits"])
+    first = viewed.loc[viewed.groupby("visit", sort=False)["first_view"].idxmin()]
+    return first.rename(columns={"path": "entry", "visitor_id": "entry_visitor"}).assign(visits=1)
+
+
+@part_reader("entry_pages")
+def _parts_entry_pages(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return _entry_pages(_entries(parts), parts, filters)
+
+
+@part_reader("referrers")
+def _parts_referrers(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return _referrers(_entries(parts), parts, filters)
+
+
+@part_reader("utm")
+def _parts_utm(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
+    return _utm(_entries(parts), parts, filters)
+
+
+def _parts_visitors_reader(name: str) -> None:
+    """Distinct visitors by the kept parts' browser, os, device or country (as for visits)."""
+    read = READERS[name]
+    part_reader(name)(lambda parts, filters: read(parts, parts, filters))
+
+
+for _name in WHO:
+    _parts_visitors_reader(_name)

@@ -159,10 +159,10 @@ def counts(name: str, filters: Scope) -> pd.DataFrame:
     """A metric's counts over the filters' range: from rollups when they are on, else raw.
 
     Under one filter of one value, an Overview metric adds that value's split day counts
-    (rollups/slices.py); under other visit-level filters, it counts the kept visits of the
-    split days (rollups/visits.py). Another segmented view is counted from raw events: on
-    PostgreSQL a page copies the events its segment keeps once (`segment_events`), and every
-    metric reads the copy; the reference reads `events` itself.
+    (rollups/slices.py); under other visit- and event-level filters, it counts what they keep
+    of the split days' stored visits (rollups/visits.py). Another segmented view is counted
+    from raw events: on PostgreSQL a page copies the events its segment keeps once
+    (`segment_events`), and every metric reads the copy; the reference reads `events` itself.
     """
     found = METRICS[name]
     if segment := getattr(filters, "segment", None):

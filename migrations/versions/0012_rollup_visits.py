@@ -27,6 +27,7 @@ def upgrade():
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("visits", sa.LargeBinary(), nullable=False),
         sa.Column("pages", sa.LargeBinary(), nullable=False),
+        sa.Column("parts", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["site_id"], ["sites.id"], name=op.f("fk_rollup_visit_days_site_id_sites"),
             ondelete="CASCADE",
