@@ -33,7 +33,6 @@ import json
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -497,7 +496,7 @@ def _kept_parts(filters: Scope, p: Plan) -> pd.DataFrame:
                 found = column.isin(list(condition.values)).to_numpy()
                 keep &= ~found if condition.negated else found
         if judged:
-            rows, _ = _kept(replace(filters, segment=Segment(tuple(judged))), p)
+            rows, _ = _keep(Segment(tuple(judged)), *_decoded(p))
             keep &= parts["visit"].isin(rows["visit"]).to_numpy()
         cache[key] = parts[keep]
     return cache[key]
