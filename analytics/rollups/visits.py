@@ -362,16 +362,22 @@ def _keep(
     return rows, pages[pages["visit"].isin(rows["visit"])]
 
 
-Reader = Callable[[pd.DataFrame, pd.DataFrame, Scope], pd.DataFrame]
+def _registrar(registry: dict[str, Callable]) -> Callable[[str], Callable]:
+    """A decorator factory: `@named("summary")` files the function in `registry` under it."""
+
+    def named(name: str) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            registry[name] = fn
+            return fn
+
+        return register
+
+    return named
+
+
+Reader = Callable[[pd.DataFrame, pd.DataFrame, Scope], pd.DataFrame]  # (visits, pages, scope)
 READERS: dict[str, Reader] = {}
-
-
-def reader(name: str) -> Callable[[Reader], Reader]:
-    def register(fn: Reader) -> Reader:
-        READERS[name] = fn
-        return fn
-
-    return register
+reader = _registrar(READERS)
 
 
 def stored(metric: Metric, filters: Scope, p: Plan) -> pd.DataFrame:
@@ -502,16 +508,9 @@ def _kept_parts(filters: Scope, p: Plan) -> pd.DataFrame:
     return cache[key]
 
 
-PartReader = Callable[[pd.DataFrame, Scope], pd.DataFrame]
+PartReader = Callable[[pd.DataFrame, Scope], pd.DataFrame]  # (kept event parts, scope)
 PART_READERS: dict[str, PartReader] = {}
-
-
-def part_reader(name: str) -> Callable[[PartReader], PartReader]:
-    def register(fn: PartReader) -> PartReader:
-        PART_READERS[name] = fn
-        return fn
-
-    return register
+part_reader = _registrar(PART_READERS)
 
 
 def _per_visit(parts: pd.DataFrame) -> pd.DataFrame:
