@@ -392,7 +392,9 @@ class RollupVisitDay(db.Model):
     filters judge the visit by; `pages`, its page views per visitor and path. A read decodes the
     days of its range and counts in memory: a 30-day Overview under any visit-level filter
     reads 30 rows, not the 100,000 visits they hold. `parts`: its events grouped by visit and
-    every column an event-level filter or a card reads, for event-level filters.
+    every column an event-level filter or a card reads, for event-level filters; `details`:
+    the same split by item too, for an item filter. Each column of a blob is compressed apart,
+    so a read decompresses only what it counts.
     """
 
     __tablename__ = "rollup_visit_days"
@@ -404,6 +406,7 @@ class RollupVisitDay(db.Model):
     visits: Mapped[bytes] = mapped_column(LargeBinary)
     pages: Mapped[bytes] = mapped_column(LargeBinary)
     parts: Mapped[bytes] = mapped_column(LargeBinary)
+    details: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RollupLease(db.Model):

@@ -54,12 +54,14 @@ TABLE: FromClause = RollupVisitDay.__table__
 WHO = ("browser", "os", "device", "country")  # a visit's own values, per row
 JUDGED = {**{d: d for d in ENTRY}, **{d: f"first_{d}" for d in FIRST_EVENT}}  # filter -> column
 TEXT = (*WHO, *JUDGED.values())
-# Event-level filters the parts answer (filter -> column). Not `item`: a list view's impressions
-# are an event per item, and grouping by item too made the parts 1.8x as many (31,500 a day
-# of 38,000 events at 10 M demo events, against 17,600); an `item` filter of several values or
-# negated is read from raw events.
-EVENT_LEVEL = {"path": "path", "name": "name", "source": "source", "category": "category"}
-PART_TEXT = (*EVENT_LEVEL.values(), *WHO, "referrer", *UTM_KEYS)
+# Event-level filters the parts answer (filter -> column). `item` only from the *details*, the
+# same groups split by item too: a list view's impressions are an event per item, and that made
+# them 1.8x as many (31,500 a day of 38,000 events at 10 M demo events, against 17,600), which
+# every other event-level filter would decode for nothing.
+EVENT_LEVEL = {"path": "path", "name": "name", "source": "source", "category": "category",
+               "item": "item"}  # fmt: skip
+DETAILED = ("item",)  # the filters only the details answer
+PART_TEXT = ("path", "name", "source", "category", *WHO, "referrer", *UTM_KEYS)
 PEOPLE = ("visitor_id", "entry_visitor")  # visitor ids: a day's own numbers once stored
 NUMBERS = ("visits", "events", "pageviews", "bounces", "seconds")
 SHIFT = 2**32  # a key = day number * SHIFT + a visitor's (or visit's) number within the day
@@ -126,17 +128,20 @@ def _page_rows(local: FromClause):
     )
 
 
-def _part_rows(local: FromClause, start: dt.datetime):
+def _part_rows(local: FromClause, start: dt.datetime, detailed: bool = False):
     """The day's events grouped by visit, visitor and every column an event-level filter or an
-    Overview card reads, with their first and last time (seconds since midnight) and, for page
-    views, the place of the first in its visit (by time, then id) and where it came from: the
-    entry of a visit under an event-level filter is its first kept page view."""
+    Overview card reads (and the item, when `detailed`), with their first and last time
+    (seconds since midnight) and, for page views, the place of the first in its visit (by
+    time, then id) and where it came from: the entry of a visit under an event-level filter is
+    its first kept page view."""
     key = visit(local)
-    grain = [local.c[c] for c in (*EVENT_LEVEL.values(), *WHO)]
     nth = func.row_number().over(partition_by=key, order_by=(local.c.occurred_at, local.c.id))
     ranked = select(local, key.label("visit"), nth.label("nth")).subquery("ranked_events")
     is_pv = ranked.c.name == PAGEVIEW
-    group = [ranked.c.visit, ranked.c.visitor_id, *(ranked.c[c.name] for c in grain)]
+    group = [ranked.c.visit, ranked.c.visitor_id,
+             *(ranked.c[c] for c in ("path", "name", "source", "category", *WHO))]  # fmt: skip
+    if detailed:
+        group.append(ranked.c.item_id)
     parts = (
         select(
             *group, func.count().label("events"),
@@ -154,19 +159,25 @@ def _part_rows(local: FromClause, start: dt.datetime):
         (parts.c.first_view.is_(None), None),
         else_=func.coalesce(url_host(entry.c.referrer), DIRECT),
     )
+    named = [parts.c.item_id.label("item")] if detailed else []
     return select(
-        parts, referrer.label("referrer"), *(entry.c[k].label(k) for k in UTM_KEYS)
-    ).select_from(parts.outerjoin(entry, landed))
+        *(c for c in parts.c if c.name != "item_id"), *named, referrer.label("referrer"),
+        *(entry.c[k].label(k) for k in UTM_KEYS),
+    ).select_from(parts.outerjoin(entry, landed))  # fmt: skip
 
 
 class _Columns:
-    """A day's columns on their way to or from one blob: numpy arrays laid end to end after a
-    JSON header (names, dtypes, lengths, and each text column's distinct values), compressed
-    as one. One decompression and a view per column to read it back; nothing is unpickled."""
+    """A day's columns on their way to or from one blob: a JSON header (names, dtypes,
+    lengths, compressed sizes, and each text column's distinct values), then each numpy array
+    compressed apart. A read decompresses only the columns it asks for (a page's headline
+    numbers for the previous period need 6 of 20), each a view of its own buffer; nothing is
+    unpickled."""
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
         self.texts: dict[str, list[str]] = {}
+        self._stored: dict[str, tuple[str, int, int, int]] = {}  # name -> dtype, n, at, size
+        self._blob = b""
 
     def text(self, name: str, values: pd.Series) -> None:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)  # None: -1
@@ -180,30 +191,60 @@ class _Columns:
         self.arrays[name] = values.to_numpy(dtype=dtype)
 
     def blob(self) -> bytes:
-        header = {"arrays": [[n, a.dtype.str, len(a)] for n, a in self.arrays.items()],
+        packed = {n: zlib.compress(np.ascontiguousarray(a).tobytes(), 6)
+                  for n, a in self.arrays.items()}  # fmt: skip
+        header = {"arrays": [[n, a.dtype.str, len(a), len(packed[n])]
+                             for n, a in self.arrays.items()],
                   "texts": self.texts}  # fmt: skip
         head = json.dumps(header).encode()
-        body = b"".join(np.ascontiguousarray(a).tobytes() for a in self.arrays.values())
-        return zlib.compress(struct.pack("<I", len(head)) + head + body, 6)
+        return struct.pack("<I", len(head)) + head + b"".join(packed.values())
 
     @classmethod
     def read(cls, blob: bytes) -> _Columns:
-        raw = zlib.decompress(blob)
-        (size,) = struct.unpack_from("<I", raw)
-        header = json.loads(raw[4 : 4 + size])
-        found, offset = cls(), 4 + size
-        for name, dtype, length in header["arrays"]:
-            found.arrays[name] = np.frombuffer(raw, dtype=dtype, count=length, offset=offset)
-            offset += found.arrays[name].nbytes
-        found.texts = header["texts"]
+        (size,) = struct.unpack_from("<I", blob)
+        header = json.loads(blob[4 : 4 + size])
+        found, at = cls(), 4 + size
+        for name, dtype, length, packed in header["arrays"]:
+            found._stored[name] = (dtype, length, at, packed)
+            at += packed
+        found.texts, found._blob = header["texts"], blob
         return found
+
+    @property
+    def rows(self) -> int:
+        return next(iter(self._stored.values()), ("", 0))[1]
+
+    def array(self, name: str) -> np.ndarray | None:
+        """One stored column, decompressed on first use (None: the day has no such column)."""
+        if name not in self.arrays:
+            if name not in self._stored:
+                return None
+            dtype, length, at, packed = self._stored[name]
+            raw = zlib.decompress(memoryview(self._blob)[at : at + packed])
+            self.arrays[name] = np.frombuffer(raw, dtype=dtype, count=length)
+        return self.arrays[name]
+
+
+def _encode_parts(parts: pd.DataFrame, visits: pd.Index, people: pd.Index) -> bytes:
+    grouped = _Columns()
+    grouped.numbered("visit", parts["visit"], visits)
+    grouped.numbered("visitor_id", parts["visitor_id"], people)
+    for name in (*PART_TEXT, *(["item"] if "item" in parts else [])):
+        grouped.text(name, parts[name])
+    for name in ("events", "pageviews"):
+        grouped.number(name, parts[name])
+    for name in ("first_at", "last_at"):
+        grouped.number(name, parts[name], "<f8")
+    grouped.number("first_view", parts["first_view"].fillna(0))  # 0: no page view
+    return grouped.blob()
 
 
 def encode(
-    rows: pd.DataFrame, pages: pd.DataFrame, parts: pd.DataFrame
-) -> tuple[bytes, bytes, bytes]:
-    """A day's visit rows, page rows and event parts as three blobs: text as codes and its
-    distinct values, visits and visitors as the day's own numbers (the ids are not kept)."""
+    rows: pd.DataFrame, pages: pd.DataFrame, parts: pd.DataFrame, details: pd.DataFrame
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """A day's visit rows, page rows, event parts and their details (by item too) as four
+    blobs: text as codes and its distinct values, visits and visitors as the day's own numbers
+    (the ids are not kept)."""
     visits = pd.Index(pd.unique(rows["visit"]))
     people = pd.Index(
         pd.unique(
@@ -224,17 +265,10 @@ def encode(
     viewed.numbered("visitor_id", pages["visitor_id"], people)
     viewed.text("path", pages["path"])
     viewed.number("pageviews", pages["pageviews"])
-    grouped = _Columns()
-    grouped.numbered("visit", parts["visit"], visits)
-    grouped.numbered("visitor_id", parts["visitor_id"], people)
-    for name in PART_TEXT:
-        grouped.text(name, parts[name])
-    for name in ("events", "pageviews"):
-        grouped.number(name, parts[name])
-    for name in ("first_at", "last_at"):
-        grouped.number(name, parts[name], "<f8")
-    grouped.number("first_view", parts["first_view"].fillna(0))  # 0: no page view
-    return out.blob(), viewed.blob(), grouped.blob()
+    return (
+        out.blob(), viewed.blob(), _encode_parts(parts, visits, people),
+        _encode_parts(details, visits, people),
+    )  # fmt: skip
 
 
 def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause) -> None:
@@ -245,11 +279,11 @@ def write(site_id: int, day: dt.date, local: FromClause, attributes: FromClause)
     with without_nested_loops():
         rows = frame(_visit_rows(local, attributes))
         parts = frame(_part_rows(local, midnight(day)))
+        details = frame(_part_rows(local, midnight(day), detailed=True))
     pages = frame(_page_rows(local))
-    visits, viewed, grouped = encode(rows, pages, parts)
-    db.session.execute(
-        insert(TABLE).values(site_id=site_id, day=day, visits=visits, pages=viewed, parts=grouped)
-    )
+    blobs = dict(zip(("visits", "pages", "parts", "details"),
+                     encode(rows, pages, parts, details), strict=True))  # fmt: skip
+    db.session.execute(insert(TABLE).values(site_id=site_id, day=day, **blobs))
 
 
 def remove(site_id: int, day: dt.date) -> None:
@@ -260,42 +294,74 @@ def remove(site_id: int, day: dt.date) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
+TEXTS = {*TEXT, *PART_TEXT, "item"}  # the text columns of every blob (pages: `path`)
+
+
+def _as_date(day) -> dt.date:
+    return day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+
+
 class _Days:
-    """The columns of many days' blobs, gathered into one frame. Visit and visitor numbers
-    become keys unique across days (NaN where there was none); each text column's codes are
-    renumbered into one list of values for all days, so the frame holds it as a categorical
-    (codes and a few values, not 100,000 strings to build and compare)."""
+    """One blob column of many days, decoded a column at a time and gathered across the days:
+    visit and visitor numbers become keys unique across days (NaN where there was none); each
+    text column's codes are renumbered into one list of values for all days, so the frame
+    holds it as a categorical (codes and a few values, not 100,000 strings to build and
+    compare); `day` is each row's day."""
 
-    def __init__(self) -> None:
-        self.parts: dict[str, list[np.ndarray]] = {}
-        self.values: dict[str, dict[str, int]] = {}
+    def __init__(self, stored: list[tuple[dt.date, bytes]]) -> None:
+        self.days = [(day, _Columns.read(blob)) for day, blob in stored]
+        self.columns: dict[str, np.ndarray | pd.Categorical] = {}
 
-    def add(self, blob: bytes, day: dt.date) -> int:
-        stored = _Columns.read(blob)
-        number = float((day - dt.date(1970, 1, 1)).days)
-        for name, codes in stored.arrays.items():
-            if name in stored.texts:
-                values = self.values.setdefault(name, {})
+    def __len__(self) -> int:
+        return sum(stored.rows for _, stored in self.days)
+
+    def column(self, name: str) -> np.ndarray | pd.Categorical:
+        if name not in self.columns:
+            self.columns[name] = self._gathered(name)
+        return self.columns[name]
+
+    def _gathered(self, name: str) -> np.ndarray | pd.Categorical:
+        if name == "day":
+            days = [np.full(c.rows, np.datetime64(day, "ns")) for day, c in self.days]
+            return np.concatenate(days) if days else np.array([], dtype="datetime64[ns]")
+        arrays, values = [], {}
+        for day, stored in self.days:
+            codes = stored.array(name)
+            if name in TEXTS:
                 renumber = [values.setdefault(t, len(values)) for t in stored.texts[name]]
                 codes = np.array([*renumber, -1], dtype=np.int32)[codes]  # -1 stays -1
             elif name in ("visit", *PEOPLE):
+                number = float((day - dt.date(1970, 1, 1)).days)
                 keys = codes.astype(np.float64) + number * SHIFT  # exact below 2**53
                 keys[codes < 0] = np.nan
                 codes = keys
-            self.parts.setdefault(name, []).append(codes)
-        return len(next(iter(stored.arrays.values()), ()))
+            arrays.append(codes)
+        joined = np.concatenate(arrays) if arrays else np.array([], dtype=np.int32)
+        if name in TEXTS:
+            categories = pd.Index(list(values), dtype=object)
+            return pd.Categorical.from_codes(joined, categories=categories)
+        return joined
 
-    def frame(self, columns: tuple[str, ...]) -> pd.DataFrame:
-        found = {}
-        for name in columns:
-            arrays = self.parts.get(name, [])
-            joined = np.concatenate(arrays) if arrays else np.array([], dtype=np.int32)
-            if name in self.values:  # a text column
-                values = pd.Index(list(self.values[name]), dtype=object)
-                found[name] = pd.Categorical.from_codes(joined, categories=values)
-            else:
-                found[name] = joined
+    def frame(self, columns: tuple[str, ...], keep: np.ndarray | None = None) -> pd.DataFrame:
+        """The columns as a frame, only the rows `keep` marks when given."""
+        found = {name: self.column(name) for name in columns}
+        if keep is not None:
+            found = {name: values[keep] for name, values in found.items()}
         return pd.DataFrame(found)
+
+
+def _days(p: Plan, kind: str) -> _Days:
+    """One blob column (`visits`, `pages`, `parts` or `details`) of the plan's stored days,
+    read once per plan and request: its columns are decoded as the readers ask for them."""
+    cache = request.__dict__.setdefault("rollup_visit_days", {}) if has_request_context() else {}
+    if (p, kind) not in cache:
+        stmt = (
+            select(TABLE.c.day, TABLE.c[kind])
+            .where(TABLE.c.site_id == p.site_id, stored_days(TABLE.c.day, p))
+            .order_by(TABLE.c.day)
+        )
+        cache[p, kind] = _Days([(_as_date(day), blob) for day, blob in db.session.execute(stmt)])
+    return cache[p, kind]
 
 
 VISIT_COLUMNS = ("visit", *PEOPLE, *TEXT, *NUMBERS, "day")
@@ -303,41 +369,8 @@ PAGE_COLUMNS = ("visit", "visitor_id", "path", "pageviews")
 
 
 def _decoded(p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The visits and page rows of the plan's stored days (one read per plan and request)."""
-    cache = request.__dict__.setdefault("rollup_visits", {}) if has_request_context() else {}
-    if p in cache:
-        return cache[p]
-    stmt = select(TABLE.c.day, TABLE.c.visits, TABLE.c.pages).where(
-        TABLE.c.site_id == p.site_id, stored_days(TABLE.c.day, p)
-    )
-    visits, pages = _Days(), _Days()
-    for day, blob, viewed in db.session.execute(stmt):
-        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
-        rows = visits.add(blob, day)
-        visits.parts.setdefault("day", []).append(np.full(rows, np.datetime64(day, "ns")))
-        pages.add(viewed, day)
-    cache[p] = (visits.frame(VISIT_COLUMNS), pages.frame(PAGE_COLUMNS))
-    return cache[p]
-
-
-PART_COLUMNS = ("visit", "visitor_id", *PART_TEXT, "events", "pageviews", "first_at", "last_at",
-                "first_view", "day")  # fmt: skip
-
-
-def _decoded_parts(p: Plan) -> pd.DataFrame:
-    """The event parts of the plan's stored days (one read per plan and request)."""
-    cache = request.__dict__.setdefault("rollup_parts", {}) if has_request_context() else {}
-    if p not in cache:
-        stmt = select(TABLE.c.day, TABLE.c.parts).where(
-            TABLE.c.site_id == p.site_id, stored_days(TABLE.c.day, p)
-        )
-        parts = _Days()
-        for day, blob in db.session.execute(stmt):
-            day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
-            rows = parts.add(blob, day)
-            parts.parts.setdefault("day", []).append(np.full(rows, np.datetime64(day, "ns")))
-        cache[p] = parts.frame(PART_COLUMNS)
-    return cache[p]
+    """The visit rows and page rows of the plan's stored days."""
+    return _days(p, "visits").frame(VISIT_COLUMNS), _days(p, "pages").frame(PAGE_COLUMNS)
 
 
 def _kept(filters: Scope, p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -350,24 +383,30 @@ def _kept(filters: Scope, p: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
     return cache[key]
 
 
+def _matched(values: np.ndarray | pd.Categorical, condition) -> np.ndarray:
+    """Which rows the condition keeps by their value (negated: no value passes too)."""
+    found = np.asarray(pd.Series(values).isin(list(condition.values)))
+    return ~found if condition.negated else found
+
+
 def _keep(
     segment: Segment, rows: pd.DataFrame, pages: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of the visits every condition keeps, judged by the visit's stored values."""
     keep = np.ones(len(rows), dtype=bool)
     for condition in segment.conditions:
-        found = rows[JUDGED[condition.dimension]].isin(list(condition.values)).to_numpy()
-        keep &= ~found if condition.negated else found  # negated: no value passes too
+        keep &= _matched(rows[JUDGED[condition.dimension]], condition)
     rows = rows[keep]
     return rows, pages[pages["visit"].isin(rows["visit"])]
 
 
-def _registrar(registry: dict[str, Callable]) -> Callable[[str], Callable]:
-    """A decorator factory: `@named("summary")` files the function in `registry` under it."""
+def _registrar(registry: dict[str, tuple[Callable, tuple[str, ...]]]) -> Callable:
+    """A decorator factory: `@named("pages", "path", ...)` files the function in `registry`
+    under the name, with the columns it reads (of event parts, only those are decoded)."""
 
-    def named(name: str) -> Callable[[Callable], Callable]:
+    def named(name: str, *columns: str) -> Callable[[Callable], Callable]:
         def register(fn: Callable) -> Callable:
-            registry[name] = fn
+            registry[name] = (fn, columns)
             return fn
 
         return register
@@ -376,7 +415,7 @@ def _registrar(registry: dict[str, Callable]) -> Callable[[str], Callable]:
 
 
 Reader = Callable[[pd.DataFrame, pd.DataFrame, Scope], pd.DataFrame]  # (visits, pages, scope)
-READERS: dict[str, Reader] = {}
+READERS: dict[str, tuple[Reader, tuple[str, ...]]] = {}
 reader = _registrar(READERS)
 
 
@@ -387,9 +426,10 @@ def stored(metric: Metric, filters: Scope, p: Plan) -> pd.DataFrame:
         return pd.DataFrame(columns=[*metric.keys, *metric.measures])
     if all(c.dimension in JUDGED for c in filters.segment.conditions):
         rows, pages = _kept(filters, p)
-        found = READERS[metric.name](rows, pages, filters)
+        found = READERS[metric.name][0](rows, pages, filters)
     else:
-        found = PART_READERS[metric.name](_kept_parts(filters, p), filters)
+        read, columns = PART_READERS[metric.name]
+        found = read(_kept_parts(filters, p, columns), filters)
     return found[[*metric.keys, *metric.measures]]
 
 
@@ -486,31 +526,42 @@ for _name in WHO:
 # --- event parts: any visit-level and event-level filters --------------------------------------
 
 
-def _kept_parts(filters: Scope, p: Plan) -> pd.DataFrame:
-    """The event parts the segment keeps: each event-level condition on the part's own value,
-    each visit-level one on its visit's stored values (a part without a visit has none: kept
-    only when no condition is visit-level), once per plan, segment and request."""
-    cache = request.__dict__.setdefault("rollup_kept_parts", {}) if has_request_context() else {}
-    key = (p, filters.segment)
-    if key not in cache:
-        parts = _decoded_parts(p)
-        keep = np.ones(len(parts), dtype=bool)
-        judged = [c for c in filters.segment.conditions if c.dimension in JUDGED]
-        for condition in filters.segment.conditions:
+def _part_keep(segment: Segment, p: Plan, kind: str) -> np.ndarray:
+    """Which event parts (of `kind`, parts or details) the segment keeps: each event-level
+    condition on the part's own value, each visit-level one on its visit's stored values (a
+    part without a visit has none: kept only when no condition is visit-level), once per plan,
+    segment and request."""
+    cache = request.__dict__.setdefault("rollup_part_keep", {}) if has_request_context() else {}
+    if (p, segment) not in cache:
+        days = _days(p, kind)
+        keep = np.ones(len(days), dtype=bool)
+        judged = [c for c in segment.conditions if c.dimension in JUDGED]
+        for condition in segment.conditions:
             if condition.dimension in EVENT_LEVEL:
-                column = parts[EVENT_LEVEL[condition.dimension]]
-                found = column.isin(list(condition.values)).to_numpy()
-                keep &= ~found if condition.negated else found
+                keep &= _matched(days.column(EVENT_LEVEL[condition.dimension]), condition)
         if judged:
-            rows, _ = _keep(Segment(tuple(judged)), *_decoded(p))
-            keep &= parts["visit"].isin(rows["visit"]).to_numpy()
-        cache[key] = parts[keep]
-    return cache[key]
+            visits = _days(p, "visits")
+            kept = np.ones(len(visits), dtype=bool)
+            for condition in judged:
+                kept &= _matched(visits.column(JUDGED[condition.dimension]), condition)
+            found = pd.Series(days.column("visit")).isin(visits.column("visit")[kept])
+            keep &= found.to_numpy()
+        cache[p, segment] = keep
+    return cache[p, segment]
+
+
+def _kept_parts(filters: Scope, p: Plan, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The `columns` of the event parts the segment keeps: of the details when a condition is
+    on an item, else of the parts."""
+    segment = filters.segment
+    kind = "details" if any(c.dimension in DETAILED for c in segment.conditions) else "parts"
+    return _days(p, kind).frame(columns, _part_keep(segment, p, kind))
 
 
 PartReader = Callable[[pd.DataFrame, Scope], pd.DataFrame]  # (kept event parts, scope)
-PART_READERS: dict[str, PartReader] = {}
+PART_READERS: dict[str, tuple[PartReader, tuple[str, ...]]] = {}
 part_reader = _registrar(PART_READERS)
+ENTRY_PARTS = ("visit", "first_view", "path", "visitor_id", "referrer", *UTM_KEYS)
 
 
 def _per_visit(parts: pd.DataFrame) -> pd.DataFrame:
@@ -524,7 +575,7 @@ def _per_visit(parts: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
-@part_reader("summary")
+@part_reader("summary", "visit", "visitor_id", "events", "pageviews", "first_at", "last_at")
 def _parts_summary(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     visits = _per_visit(parts)
     bounced = (visits["events"] == 1) & (visits["pageviews"] == 1)
@@ -535,17 +586,17 @@ def _parts_summary(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     }])  # fmt: skip
 
 
-@part_reader("events")
+@part_reader("events", "events")
 def _parts_events(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     return pd.DataFrame([{"events": parts["events"].sum()}])
 
 
-@part_reader("traffic_day")
+@part_reader("traffic_day", "day", "pageviews", "visitor_id")
 def _parts_traffic(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     return _traffic(parts, parts, filters)
 
 
-@part_reader("pages")
+@part_reader("pages", "pageviews", "path", "visitor_id")
 def _parts_pages(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     viewed = parts[(parts["pageviews"] > 0) & parts["path"].notna()]
     return _pages(viewed, viewed, filters)
@@ -561,25 +612,25 @@ def _entries(parts: pd.DataFrame) -> pd.DataFrame:
     return first.rename(columns={"path": "entry", "visitor_id": "entry_visitor"}).assign(visits=1)
 
 
-@part_reader("entry_pages")
+@part_reader("entry_pages", *ENTRY_PARTS)
 def _parts_entry_pages(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     return _entry_pages(_entries(parts), parts, filters)
 
 
-@part_reader("referrers")
+@part_reader("referrers", *ENTRY_PARTS)
 def _parts_referrers(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     return _referrers(_entries(parts), parts, filters)
 
 
-@part_reader("utm")
+@part_reader("utm", *ENTRY_PARTS)
 def _parts_utm(parts: pd.DataFrame, filters: Scope) -> pd.DataFrame:
     return _utm(_entries(parts), parts, filters)
 
 
 def _parts_visitors_reader(name: str) -> None:
     """Distinct visitors by the kept parts' browser, os, device or country (as for visits)."""
-    read = READERS[name]
-    part_reader(name)(lambda parts, filters: read(parts, parts, filters))
+    read = READERS[name][0]
+    part_reader(name, "visitor_id", name)(lambda parts, filters: read(parts, parts, filters))
 
 
 for _name in WHO:
