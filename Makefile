@@ -78,13 +78,14 @@ soak: $(BIN)/.installed
 	@if [ -z "$(filter bench,$(MAKECMDGOALS))" ]; then $(BIN)/python -m bench soak $(BENCH_ARGS); fi
 
 # The fuzz tests at length, with fresh random cases (CI runs 30 fixed cases per test and database),
-# and the rollups' property tests (rollups equal the raw queries) on 300 random histories (CI: 12).
+# and the rollups' property tests (rollups, split counts and stored visits equal the raw queries) on
+# 300 random histories (CI: 8).
 fuzz: $(BIN)/.installed
 	@if [ -z "$$TEST_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		export TEST_POSTGRES_URL="$$(PG_INSTALL=0 .ci/start-postgres)"; \
 	fi; \
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} FUZZ_RANDOM=1 $(BIN)/pytest -q tests/test_fuzz.py && \
-	ROLLUP_EXAMPLES=$${ROLLUP_EXAMPLES:-300} $(BIN)/pytest -q tests/test_rollups.py -k "equal_raw or whole_rebuild"
+	ROLLUP_EXAMPLES=$${ROLLUP_EXAMPLES:-300} $(BIN)/pytest -q tests/test_rollups.py tests/test_slices.py -k "equal_raw or whole_rebuild"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -52,12 +52,12 @@ def _partitions(app: Flask, days: int) -> None:
         db.session.remove()
 
 
-def bare_copy_rate(blocks: list[bytes]) -> float:
+def bare_copy_rate(blocks: list[bytes], days: int = MAIN_DAYS) -> float:
     """Rows/s of COPYing pre-built `blocks` into a fresh database (one site, id 1)."""
     url = fresh_database(BASELINE_DB)
     try:
         app = migrated_app(url)
-        _partitions(app, MAIN_DAYS)
+        _partitions(app, days)
         ((site_id, _),) = _sites(app, ["Baseline"])
         assert site_id == 1, "the pre-built rows name site 1"
         rows = sum(b.count(b"\n") for b in blocks)
@@ -72,28 +72,35 @@ def bare_copy_rate(blocks: list[bytes]) -> float:
 
 
 def load(
-    name: str, events: int, rounds: int, *, now: dt.datetime | None = None, small_sites: int = 2
+    name: str,
+    events: int,
+    rounds: int,
+    *,
+    now: dt.datetime | None = None,
+    small_sites: int = 2,
+    days: int = MAIN_DAYS,
 ) -> Loaded:
-    """Fill database `name`: the main site gets `events` over 13 months, small sites a few more.
+    """Fill database `name`: the main site gets `events` over `days` (13 months), small sites
+    a few more over 90 days (at most `days`).
 
     Each round (re)creates the database and times the loader, after a bare COPY of up to
     BASELINE_CAP pre-built rows in a database of its own; the last round's database is kept.
     """
     now = now or utcnow()
     baseline_rows = min(events, BASELINE_CAP)
-    blocks = list(demo_copy.blocks(1, MAIN_DAYS, baseline_rows, now=now, seed=7))
+    blocks = list(demo_copy.blocks(1, days, baseline_rows, now=now, seed=7))
     load_rates: list[float] = []
     bare_rates: list[float] = []
     for round_ in range(rounds):
-        bare_rates.append(bare_copy_rate(blocks))
+        bare_rates.append(bare_copy_rate(blocks, days))
         url = fresh_database(name)
         app = migrated_app(url)
-        _partitions(app, MAIN_DAYS)
+        _partitions(app, days)
         (main_id, public_id), *others = _sites(
             app, ["Bench main site", *[f"Bench small site {n + 1}" for n in range(small_sites)]]
         )
         started = time.perf_counter()
-        stored = demo_copy.load(libpq_url(url), main_id, MAIN_DAYS, events, seed=round_, now=now)
+        stored = demo_copy.load(libpq_url(url), main_id, days, events, seed=round_, now=now)
         load_rates.append(stored / (time.perf_counter() - started))
         assert stored == events, (stored, events)
         if round_ < rounds - 1:
@@ -101,7 +108,9 @@ def load(
                 db.engine.dispose()
     del blocks
     for n, (site_id, _) in enumerate(others):
-        demo_copy.load(libpq_url(url), site_id, 90, max(events // 100, 1000), seed=100 + n, now=now)
+        small = min(90, days)
+        demo_copy.load(libpq_url(url), site_id, small, max(events // 100, 1000), seed=100 + n,
+                       now=now)  # fmt: skip
     return Loaded(app, url, main_id, public_id, load_rates, bare_rates)
 
 

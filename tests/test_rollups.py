@@ -34,7 +34,14 @@ from .conftest import count
 DAY0 = dt.datetime(2026, 3, 1)  # a Sunday: weeks and months are crossed too
 DAYS = 5
 # Random histories per property test: a few in `make test` (CI), many in `make fuzz`.
-EXAMPLES = int(os.environ.get("ROLLUP_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("ROLLUP_EXAMPLES", "8"))
+# The settings of every such test (here and in test_slices.py): a history takes seconds to
+# refresh, so no deadline, and the fixtures are the test's own.
+HISTORIES = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @dataclass(frozen=True)
@@ -164,11 +171,7 @@ def assert_same_answers(site, start: dt.datetime, end: dt.datetime, bucket: str)
 ranges = st.tuples(st.integers(-24, DAYS * 24 + 24), st.integers(1, DAYS * 24 + 24))
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@HISTORIES
 @given(
     first=st.lists(event, min_size=1, max_size=40),
     late=st.lists(event, max_size=15),
@@ -208,11 +211,7 @@ def _stored_state() -> tuple[list, set]:
     return sorted(tuple(map(str, row)) for row in facts), spans
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@HISTORIES
 @given(
     first=st.lists(event, min_size=1, max_size=30),
     batches=st.lists(st.lists(event, min_size=1, max_size=10), min_size=1, max_size=4),

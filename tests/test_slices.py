@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics import stats
@@ -24,7 +24,7 @@ from analytics.segments import Condition, Segment
 from analytics.stats.base import METRICS, reference
 
 from .conftest import count
-from .test_rollups import AGENTS, DAY0, DAYS, EXAMPLES, _clear, _row, event
+from .test_rollups import AGENTS, DAY0, DAYS, HISTORIES, _clear, _row, event
 
 # One filter each, of every split dimension; some match nothing in the random events.
 FILTERS = [
@@ -89,11 +89,7 @@ def _segment(dimension: str, value: str) -> Segment:
     return Segment((Condition(dimension, (value,)),))
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@HISTORIES
 @given(
     first=st.lists(event, min_size=1, max_size=40),
     late=st.lists(event, max_size=12),
@@ -266,11 +262,7 @@ def _day_local_rows(sites, events: list[dict]) -> list[dict]:
     return rows
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@HISTORIES
 @given(
     first=st.lists(event, min_size=10, max_size=50),
     late=st.lists(event, max_size=12),

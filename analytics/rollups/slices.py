@@ -165,9 +165,10 @@ def fact_rows(site_id: int, day: dt.date, local: FromClause) -> list[tuple]:
         metric = METRICS[name]
         scope = DayScope(SiteRef(site_id), start, start + DAY, metric.grain or "day")
         counted = metric.counts(scope, tagged)
-        for code, part in counted.groupby(SLICE_DIMENSION, sort=False):
-            split = split_metric(metric, codes[code])
-            rows.extend(metric_rows(split, site_id, day, part.drop(columns=SLICE_DIMENSION)))
+        named = [split_name(name, codes[code]) for code in counted[SLICE_DIMENSION].tolist()]
+        shape = split_metric(metric, next(iter(DIMENSIONS)))  # every dimension's: the same keys
+        body = counted.drop(columns=SLICE_DIMENSION)
+        rows.extend(metric_rows(shape, site_id, day, body, named))
     drop(TAGGED, ATTRIBUTES)
     rows.append(marker_row(site_id, SLICED, day))
     return rows

@@ -153,15 +153,25 @@ def fact_rows(site_id: int, day: dt.date, events: FromClause) -> list[tuple]:
     return rows
 
 
-def metric_rows(metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame) -> list[tuple]:
-    """A metric's rows as rollup_facts tuples (FACT_COLUMNS order). A row whose measures are all
-    zero is not stored: adding it changes no sum (a partial recount removes such rows too)."""
+def metric_rows(
+    metric: Metric, site_id: int, day: dt.date, df: pd.DataFrame, named: list[str] | None = None
+) -> list[tuple]:
+    """A metric's rows as rollup_facts tuples (FACT_COLUMNS order), each named `metric.name`
+    or, given `named`, its own name there (split metrics: one per dimension, the same keys). A
+    row whose measures are all zero is not stored: adding it changes no sum (a partial recount
+    removes such rows too)."""
     where = stored_columns(metric)
     at = {name: FACT_COLUMNS.index(slot) for name, slot in where.items()}
     out = []
-    for record in df.itertuples(index=False):
-        row: list = [site_id, metric.name, day, "", "", "", "", 0, 0, 0, 0, 0.0]
-        for name, value in zip(df.columns, record, strict=True):
+    # Plain lists, not `itertuples` (it builds a namedtuple class at every call), and one call
+    # for every dimension of a split metric, not a frame each: in a profile of the tests'
+    # refreshes, those frames and calls took a quarter of a split day.
+    names = list(df.columns)
+    columns = [df[name].tolist() for name in names]
+    for n, record in enumerate(zip(*columns, strict=True)):
+        row: list = [site_id, named[n] if named else metric.name, day, "", "", "", "", 0, 0, 0,
+                     0, 0.0]  # fmt: skip
+        for name, value in zip(names, record, strict=True):
             slot = where[name]
             if slot.startswith("k"):
                 row[at[name]] = key_text(value)

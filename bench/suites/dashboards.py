@@ -115,7 +115,7 @@ def _funnel(site_id: int) -> int:
 def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
     rounds = args.load_rounds if size <= 1_000_000 else 1
     try:
-        loaded = load(NAME, size, rounds)
+        loaded = load(NAME, size, rounds, days=args.days)
         catch_up = settle(loaded.app)
         cost = refresh_cost(loaded.app, loaded.site_id)
         with loaded.app.app_context():
@@ -231,7 +231,8 @@ def run(args: argparse.Namespace) -> list[Table]:
             verdict = f"{what}: " + pages.target(f"{label} {period} p95 {what}", ok)
         pages.add(label, period, *cells, verdict)
     pages.notes.append(
-        "The main site holds the events over 395 days; two small sites hold 1 % each over 90 days. "
+        f"The main site holds the events over {args.days} days; two small sites hold 1 % each over "
+        f"{min(90, args.days)} days. "
         "`/statistics` and `/benefits` read the main site (LEGACY_SITE); `today`/`30d`/`12m` are "
         "the `period` of the pages."
     )
