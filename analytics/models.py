@@ -351,6 +351,8 @@ class RollupSpanEvent(db.Model):
     item_position: Mapped[int | None] = mapped_column(Integer)
     list_size: Mapped[int | None] = mapped_column(Integer)
     schema_version: Mapped[int] = mapped_column(SmallInteger, default=1)
+    # Read only under a `prop.KEY` filter (the metrics read the columns above: read.SPAN_COLUMNS).
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_rollup_span_events_site_day", "site_id", "day"),)
 
@@ -393,7 +395,7 @@ class RollupVisitDay(db.Model):
     days of its range and counts in memory: a 30-day Overview under any visit-level filter
     reads 30 rows, not the 100,000 visits they hold. `parts`: its events grouped by visit and
     every column an event-level filter or a card reads, for event-level filters; `details`:
-    the same split by item too, for an item filter. Each column of a blob is compressed apart,
+    the same split by item and properties too, for an item or property filter. Each column of a blob is compressed apart,
     so a read decompresses only what it counts.
     """
 

@@ -281,12 +281,12 @@ def test_without_a_replica_everything_stays_on_one_engine(postgres_url):
         login(client)
         traffic = Traffic({"primary": db.engine})
         try:
-            query = "period=7d&prop.plan=pro"
+            query = "period=7d&goal=Signup"
             res = client.get(f"/overview?site={site.public_id}&{query}")
             assert res.status_code == 200
             assert not replica.in_use()
-            # On PostgreSQL without a replica, a segmented page copies its events once (a
-            # property filter: stored visits answer visit- and event-level filters without one).
+            # On PostgreSQL without a replica, a segmented page copies its events once (a goal
+            # filter: stored visits answer the visit- and event-level filters without one).
             assert any("segment_events_" in sql for sql in traffic.writes("primary"))
         finally:
             traffic.close()

@@ -79,6 +79,8 @@ event = st.fixed_dictionaries(
         "position": st.one_of(st.none(), st.integers(1, 3)),
         "category": st.sampled_from([None, "results", "forms"]),
         "version": st.sampled_from([1, 2]),
+        # Text, a number and none: a property filter compares the database's own text of each.
+        "props": st.sampled_from([None, {"plan": "pro"}, {"plan": "free", "n": 2}, {"n": 2}]),
     }
 )
 
@@ -105,6 +107,7 @@ def _row(sites, e: dict) -> dict:
         item_id=e["item"] if e["name"] in LISTED else None,
         item_position=e["position"] if e["name"] in LISTED else None,
         list_size=3 + (e["minute"] % 2) if e["name"] in LISTED else None,
+        props=e.get("props"),
     )
 
 

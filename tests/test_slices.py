@@ -228,8 +228,9 @@ for _dimension, _value in [*FILTERS, ("utm_source", "ads"), ("utm_medium", "cpc"
 # And every event-level one's.
 EVENT_VALUES: dict[str, list[str]] = {}
 for _dimension, _value in [*FILTERS, ("path", "/b"), ("name", "click"), ("item", "apl"),
-                           ("source", "import"), ("category", "forms")]:  # fmt: skip
-    if _dimension in visits.EVENT_LEVEL:
+                           ("source", "import"), ("category", "forms"), ("prop.plan", "pro"),
+                           ("prop.plan", "free"), ("prop.n", "2")]:  # fmt: skip
+    if _dimension in visits.EVENT_LEVEL or _dimension.startswith("prop."):
         EVENT_VALUES.setdefault(_dimension, []).append(_value)
 
 

@@ -44,7 +44,7 @@ from ..models import Event, RollupFact, RollupPresence, RollupQueue, RollupSpanE
 from ..stats.base import visit
 from ..stats.dialect import dialect
 from . import slices
-from .read import BUILT, SPAN_COLUMNS
+from .read import BUILT, WITH_PROPS
 from .store import (
     DAY,
     FACT_COLUMNS,
@@ -311,13 +311,13 @@ def _update_span_events(site_id: int, day: dt.date) -> None:
         delete(SPAN).where(SPAN.c.site_id == site_id, SPAN.c.day == day, _touches(SPAN))
     )
     start = midnight(day)
-    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), day_literal(day)).where(
+    chosen = select(*(EVENTS.c[c] for c in WITH_PROPS), day_literal(day)).where(
         EVENTS.c.site_id == site_id,
         EVENTS.c.occurred_at >= start,
         EVENTS.c.occurred_at < start + DAY,
         _touches(EVENTS, spans=True),
     )
-    db.session.execute(insert(SPAN).from_select([*SPAN_COLUMNS, "day"], chosen))
+    db.session.execute(insert(SPAN).from_select([*WITH_PROPS, "day"], chosen))
 
 
 def _update_presence(

@@ -32,7 +32,12 @@ from ..stats.dialect import text_time, time_bucket
 
 DAY = dt.timedelta(days=1)
 BUILT = "built"  # the marker fact every computed day has, whatever its events
-SPAN_COLUMNS = tuple(c.name for c in RollupSpanEvent.__table__.columns if c.name != "day")
+# The columns every metric reads; span events and a refresh's day-local events also keep the
+# properties (WITH_PROPS), which only a `prop.KEY` filter reads.
+SPAN_COLUMNS = tuple(
+    c.name for c in RollupSpanEvent.__table__.columns if c.name not in ("day", "props")
+)
+WITH_PROPS = (*SPAN_COLUMNS, "props")
 COUNT_COLUMNS = ("n1", "n2", "n3", "n4")
 
 
@@ -150,18 +155,20 @@ def stored_days(column, p: Plan, months: list[dt.date] | None = None):
 
 
 @functools.lru_cache(maxsize=256)
-def _rest(p: Plan) -> FromClause:
-    """Span events of the stored days plus raw events of the other times, shaped like events.
+def _rest(p: Plan, props: bool = False) -> FromClause:
+    """Span events of the stored days plus raw events of the other times, shaped like events
+    (with their properties too when `props`: for a property filter).
 
     Kept per plan (a plan is a value; the subquery reads no database): a page reads a dozen
     metrics over the same plan, and building the 21-column union again for each cost Python
     time in every one of them.
     """
     span = RollupSpanEvent.__table__
+    columns = WITH_PROPS if props else SPAN_COLUMNS
     parts = []
     if p.first_day is not None:
         parts.append(
-            select(*(span.c[c] for c in SPAN_COLUMNS)).where(
+            select(*(span.c[c] for c in columns)).where(
                 span.c.site_id == p.site_id, stored_days(span.c.day, p)
             )
         )
@@ -175,10 +182,10 @@ def _rest(p: Plan) -> FromClause:
             for a, b in p.raw
         ]
         parts.append(
-            select(*(ev.c[c] for c in SPAN_COLUMNS)).where(ev.c.site_id == p.site_id, or_(*times))
+            select(*(ev.c[c] for c in columns)).where(ev.c.site_id == p.site_id, or_(*times))
         )
     if not parts:  # an empty range: a query that yields no row, with the right columns
-        parts.append(select(*(span.c[c] for c in SPAN_COLUMNS)).where(span.c.site_id == -1))
+        parts.append(select(*(span.c[c] for c in columns)).where(span.c.site_id == -1))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("ev")
 
 
@@ -270,7 +277,8 @@ def combine_visits(metric: Metric, filters: Scope) -> pd.DataFrame:
     from .visits import stored
 
     p = _split_plan(filters)
-    return _add(metric, stored(metric, filters, p), metric.counts(filters, _rest(p)))
+    props = any(c.is_prop for c in filters.segment.conditions)
+    return _add(metric, stored(metric, filters, p), metric.counts(filters, _rest(p, props)))
 
 
 def _split_plan(filters: Scope) -> Plan:

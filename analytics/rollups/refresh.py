@@ -50,7 +50,7 @@ from ..models import (
 )
 from ..stats.base import METRICS, visit
 from . import delta, slices, visits
-from .read import ALL_TIME, BUILT, SPAN_COLUMNS, month_metric, next_month, total_metric
+from .read import ALL_TIME, BUILT, WITH_PROPS, month_metric, next_month, total_metric
 from .store import (
     DAY,
     FACT_COLUMNS,
@@ -372,10 +372,10 @@ def _write_span_events(site_id: int, day: dt.date, start: dt.datetime) -> None:
         EVENTS.c.occurred_at >= start,
         EVENTS.c.occurred_at < start + DAY,
     )
-    chosen = select(*(EVENTS.c[c] for c in SPAN_COLUMNS), day_literal(day)).where(
+    chosen = select(*(EVENTS.c[c] for c in WITH_PROPS), day_literal(day)).where(
         of_day, _is_spanning(EVENTS, site_id, day)
     )
-    db.session.execute(insert(span).from_select([*SPAN_COLUMNS, "day"], chosen))
+    db.session.execute(insert(span).from_select([*WITH_PROPS, "day"], chosen))
 
 
 def _local_events(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
@@ -391,7 +391,8 @@ def _local_events(site_id: int, day: dt.date, start: dt.datetime) -> FromClause:
             " AND s.occurred_at = e.occurred_at AND s.id = e.id)"
         )
     params = {"site": site_id, "start": param_time(start), "end": param_time(start + DAY)}
-    return events_table(LOCAL, where, params)
+    # With the properties: a split day's stored details (visits.py) group by them.
+    return events_table(LOCAL, where, params, WITH_PROPS)
 
 
 def _write_facts(site_id: int, day: dt.date, start: dt.datetime) -> None:

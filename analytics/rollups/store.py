@@ -85,15 +85,19 @@ def bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
                 copy.write_row(row)
 
 
-def events_table(name: str, where: str, params: dict) -> FromClause:
+def events_table(
+    name: str, where: str, params: dict, columns: tuple[str, ...] = SPAN_COLUMNS
+) -> FromClause:
     """A temporary table of the `events` rows that match `where` (SQL over `events e`)."""
     db.session.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    columns = ", ".join(SPAN_COLUMNS)
     db.session.execute(
-        text(f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events e WHERE {where}"),
+        text(
+            f"CREATE TEMPORARY TABLE {name} AS SELECT {', '.join(columns)} FROM events e"
+            f" WHERE {where}"
+        ),
         params,
     )
-    return sql_table(name, *(column(c) for c in SPAN_COLUMNS))
+    return sql_table(name, *(column(c) for c in columns))
 
 
 def drop(*names: str) -> None:

@@ -37,15 +37,28 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from flask import has_request_context, request
-from sqlalchemy import FromClause, and_, case, delete, func, insert, literal, select
+from sqlalchemy import (
+    ARRAY,
+    FromClause,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..extensions import db
 from ..models import RollupVisitDay
 from ..segments import DIRECT, Segment
 from ..stats.base import Metric, Scope, frame, visit
-from ..stats.dialect import seconds_between, url_host, without_nested_loops
+from ..stats.dialect import dialect, seconds_between, url_host, without_nested_loops
 from ..stats.overview import UNKNOWN, UTM_KEYS
-from ..stats.segment import ENTRY, FIRST_EVENT
+from ..stats.segment import ENTRY, FIRST_EVENT, prop_value
 from ..vocabulary import PAGEVIEW
 from .read import Plan, stored_days
 from .store import midnight
@@ -54,13 +67,13 @@ TABLE: FromClause = RollupVisitDay.__table__
 WHO = ("browser", "os", "device", "country")  # a visit's own values, per row
 JUDGED = {**{d: d for d in ENTRY}, **{d: f"first_{d}" for d in FIRST_EVENT}}  # filter -> column
 TEXT = (*WHO, *JUDGED.values())
-# Event-level filters the parts answer (filter -> column). `item` only from the *details*, the
-# same groups split by item too: a list view's impressions are an event per item, and that made
-# them 1.8x as many (31,500 a day of 38,000 events at 10 M demo events, against 17,600), which
-# every other event-level filter would decode for nothing.
+# Event-level filters the parts answer (filter -> column). `item` and `prop.KEY` only from the
+# *details*, the same groups split by item and properties too: a list view's impressions are an
+# event per item, and that made them 1.8x as many (31,500 a day of 38,000 events at 10 M demo
+# events, against 17,600), which every other event-level filter would decode for nothing.
 EVENT_LEVEL = {"path": "path", "name": "name", "source": "source", "category": "category",
                "item": "item"}  # fmt: skip
-DETAILED = ("item",)  # the filters only the details answer
+DETAILED = ("item",)  # with every `prop.KEY`: the filters only the details answer
 PART_TEXT = ("path", "name", "source", "category", *WHO, "referrer", *UTM_KEYS)
 PEOPLE = ("visitor_id", "entry_visitor")  # visitor ids: a day's own numbers once stored
 NUMBERS = ("visits", "events", "pageviews", "bounces", "seconds")
@@ -68,10 +81,14 @@ SHIFT = 2**32  # a key = day number * SHIFT + a visitor's (or visit's) number wi
 
 
 def answers(segment: Segment | None) -> bool:
-    """Whether stored visits answer this segment: visit-level and event-level conditions (no
-    item, property or goal)."""
+    """Whether stored visits answer this segment: visit-level and event-level conditions, any
+    but `goal`."""
     known = (*JUDGED, *EVENT_LEVEL)
-    return bool(segment) and all(c.dimension in known for c in segment.conditions)
+    return bool(segment) and all(c.dimension in known or c.is_prop for c in segment.conditions)
+
+
+def _detailed(segment: Segment) -> bool:
+    return any(c.dimension in DETAILED or c.is_prop for c in segment.conditions)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -130,7 +147,8 @@ def _page_rows(local: FromClause):
 
 def _part_rows(local: FromClause, start: dt.datetime, detailed: bool = False):
     """The day's events grouped by visit, visitor and every column an event-level filter or an
-    Overview card reads (and the item, when `detailed`), with their first and last time
+    Overview card reads (and the item and properties, as text, when `detailed`: `local` has
+    them), with their first and last time
     (seconds since midnight) and, for page views, the place of the first in its visit (by
     time, then id) and where it came from: the entry of a visit under an event-level filter is
     its first kept page view."""
@@ -138,13 +156,16 @@ def _part_rows(local: FromClause, start: dt.datetime, detailed: bool = False):
     nth = func.row_number().over(partition_by=key, order_by=(local.c.occurred_at, local.c.id))
     ranked = select(local, key.label("visit"), nth.label("nth")).subquery("ranked_events")
     is_pv = ranked.c.name == PAGEVIEW
-    group = [ranked.c.visit, ranked.c.visitor_id,
-             *(ranked.c[c] for c in ("path", "name", "source", "category", *WHO))]  # fmt: skip
+    keys = [ranked.c.visit, ranked.c.visitor_id,
+            *(ranked.c[c] for c in ("path", "name", "source", "category", *WHO))]  # fmt: skip
+    group = list(keys)
     if detailed:
-        group.append(ranked.c.item_id)
+        props = cast(ranked.c.props, Text)
+        keys += [ranked.c.item_id.label("item"), props.label("props")]
+        group += [ranked.c.item_id, props]
     parts = (
         select(
-            *group, func.count().label("events"),
+            *keys, func.count().label("events"),
             func.sum(case((is_pv, 1), else_=0)).label("pageviews"),
             seconds_between(literal(start), func.min(ranked.c.occurred_at)).label("first_at"),
             seconds_between(literal(start), func.max(ranked.c.occurred_at)).label("last_at"),
@@ -159,11 +180,9 @@ def _part_rows(local: FromClause, start: dt.datetime, detailed: bool = False):
         (parts.c.first_view.is_(None), None),
         else_=func.coalesce(url_host(entry.c.referrer), DIRECT),
     )
-    named = [parts.c.item_id.label("item")] if detailed else []
     return select(
-        *(c for c in parts.c if c.name != "item_id"), *named, referrer.label("referrer"),
-        *(entry.c[k].label(k) for k in UTM_KEYS),
-    ).select_from(parts.outerjoin(entry, landed))  # fmt: skip
+        parts, referrer.label("referrer"), *(entry.c[k].label(k) for k in UTM_KEYS)
+    ).select_from(parts.outerjoin(entry, landed))
 
 
 class _Columns:
@@ -229,7 +248,7 @@ def _encode_parts(parts: pd.DataFrame, visits: pd.Index, people: pd.Index) -> by
     grouped = _Columns()
     grouped.numbered("visit", parts["visit"], visits)
     grouped.numbered("visitor_id", parts["visitor_id"], people)
-    for name in (*PART_TEXT, *(["item"] if "item" in parts else [])):
+    for name in (*PART_TEXT, *(["item", "props"] if "item" in parts else [])):
         grouped.text(name, parts[name])
     for name in ("events", "pageviews"):
         grouped.number(name, parts[name])
@@ -294,7 +313,7 @@ def remove(site_id: int, day: dt.date) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
-TEXTS = {*TEXT, *PART_TEXT, "item"}  # the text columns of every blob (pages: `path`)
+TEXTS = {*TEXT, *PART_TEXT, "item", "props"}  # the text columns of every blob (pages: `path`)
 
 
 def _as_date(day) -> dt.date:
@@ -539,6 +558,8 @@ def _part_keep(segment: Segment, p: Plan, kind: str) -> np.ndarray:
         for condition in segment.conditions:
             if condition.dimension in EVENT_LEVEL:
                 keep &= _matched(days.column(EVENT_LEVEL[condition.dimension]), condition)
+            elif condition.is_prop:
+                keep &= _prop_matched(days.column("props"), condition)
         if judged:
             visits = _days(p, "visits")
             kept = np.ones(len(visits), dtype=bool)
@@ -552,10 +573,42 @@ def _part_keep(segment: Segment, p: Plan, kind: str) -> np.ndarray:
 
 def _kept_parts(filters: Scope, p: Plan, columns: tuple[str, ...]) -> pd.DataFrame:
     """The `columns` of the event parts the segment keeps: of the details when a condition is
-    on an item, else of the parts."""
+    on an item or a property, else of the parts."""
     segment = filters.segment
-    kind = "details" if any(c.dimension in DETAILED for c in segment.conditions) else "parts"
+    kind = "details" if _detailed(segment) else "parts"
     return _days(p, kind).frame(columns, _part_keep(segment, p, kind))
+
+
+def _prop_matched(props: pd.Categorical, condition) -> np.ndarray:
+    """Which groups a `prop.KEY` condition keeps, by their properties' text: each distinct text
+    is read once, by the database (`_prop_values`)."""
+    wanted = set(condition.values)
+    found = [value in wanted for value in _prop_values(list(props.categories), condition.prop_key)]
+    hit = np.array([*found, False])[props.codes]  # code -1: no properties, no value
+    return ~hit if condition.negated else hit
+
+
+def _prop_values(texts: list[str], key: str) -> list[str | None]:
+    """Each properties text's value at `key`, read by the raw filter's own SQL
+    (`segment.prop_value`) so that both compare the very same text (a number, a nested object
+    or a boolean reads differently in each database)."""
+    found: list[str | None] = []
+    for at in range(0, len(texts), 5000):
+        chunk = texts[at : at + 5000]
+        if dialect() == "postgresql":
+            listed = (
+                func.unnest(literal(chunk, ARRAY(Text)))
+                .table_valued("t", with_ordinality="n")
+                .render_derived(name="listed")
+            )
+            rows = select((listed.c.n - 1).label("n"), cast(listed.c.t, JSONB).label("props"))
+        else:
+            listed = func.json_each(literal(json.dumps(chunk))).table_valued("key", "value")
+            rows = select(listed.c.key.label("n"), listed.c.value.label("props"))
+        rows = rows.subquery("stored_props")
+        values = dict(db.session.execute(select(rows.c.n, prop_value(rows, key))).all())
+        found += [values.get(n) for n in range(len(chunk))]
+    return found
 
 
 PartReader = Callable[[pd.DataFrame, Scope], pd.DataFrame]  # (kept event parts, scope)

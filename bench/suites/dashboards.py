@@ -44,7 +44,7 @@ FILTERS = (
     "referrer=www.google.com", "path=/simulation", "country=FR", "device=mobile",
     "country=FR,BE", "referrer=!www.google.com", "country=FR&device=mobile", "path=!/simulation",
     "path=/simulation,/simulation/resultats", "name=!pageview",
-    "referrer=www.google.com&path=/simulation", "item=rsa,apl", "item=!rsa",
+    "referrer=www.google.com&path=/simulation", "item=rsa,apl", "item=!rsa", "prop.screen=390",
 )  # fmt: skip
 FILTERED = "Overview, filtered "
 # The funnel page of a 4-step funnel (the demo's Simulator without its home page) over 30 days.
