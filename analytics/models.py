@@ -395,8 +395,8 @@ class RollupVisitDay(db.Model):
     days of its range and counts in memory: a 30-day Overview under any visit-level filter
     reads 30 rows, not the 100,000 visits they hold. `parts`: its events grouped by visit and
     every column an event-level filter or a card reads, for event-level filters; `details`:
-    the same split by item and properties too, for an item or property filter. Each column of a blob is compressed apart,
-    so a read decompresses only what it counts.
+    the same split by item and properties too, for an item or property filter. Each column of
+    a blob is compressed apart, so a read decompresses only what it counts.
     """
 
     __tablename__ = "rollup_visit_days"
