@@ -148,10 +148,9 @@ def _page_rows(local: FromClause):
 def _part_rows(local: FromClause, start: dt.datetime, detailed: bool = False):
     """The day's events grouped by visit, visitor and every column an event-level filter or an
     Overview card reads (and the item and properties, as text, when `detailed`: `local` has
-    them), with their first and last time
-    (seconds since midnight) and, for page views, the place of the first in its visit (by
-    time, then id) and where it came from: the entry of a visit under an event-level filter is
-    its first kept page view."""
+    them), with their first and last time (seconds since midnight) and, for page views, the
+    place of the first in its visit (by time, then id) and where it came from: the entry of a
+    visit under an event-level filter is its first kept page view."""
     key = visit(local)
     nth = func.row_number().over(partition_by=key, order_by=(local.c.occurred_at, local.c.id))
     ranked = select(local, key.label("visit"), nth.label("nth")).subquery("ranked_events")
@@ -261,9 +260,9 @@ def _encode_parts(parts: pd.DataFrame, visits: pd.Index, people: pd.Index) -> by
 def encode(
     rows: pd.DataFrame, pages: pd.DataFrame, parts: pd.DataFrame, details: pd.DataFrame
 ) -> tuple[bytes, bytes, bytes, bytes]:
-    """A day's visit rows, page rows, event parts and their details (by item too) as four
-    blobs: text as codes and its distinct values, visits and visitors as the day's own numbers
-    (the ids are not kept)."""
+    """A day's visit rows, page rows, event parts and their details (by item and properties
+    too) as four blobs: text as codes and its distinct values, visits and visitors as the day's
+    own numbers (the ids are not kept)."""
     visits = pd.Index(pd.unique(rows["visit"]))
     people = pd.Index(
         pd.unique(
