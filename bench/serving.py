@@ -30,7 +30,13 @@ def serve(
     worker_class: str = "gthread",
     extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen, str]:
-    """Start gunicorn on a free port; return the process and its base URL once it answers."""
+    """Start gunicorn on a free port; return the process and its base URL once it answers.
+
+    Answers, not accepts: gunicorn's master listens before any worker has imported the app, so
+    a connection alone proved nothing, and the first request timed the workers' start (2.4-2.8
+    s on a slow day, failing the latency bounds of tests/test_slow_clients.py). A worker only
+    takes connections once it runs, so one HTTP answer means requests are served from then on.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -56,15 +62,24 @@ def serve(
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn {module} exited with status {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            if _answers(port):
                 return proc, f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         raise RuntimeError(f"{module} did not start")
     except BaseException:  # also Ctrl-C or SIGTERM while it starts
         stop(proc)
         raise
+
+
+def _answers(port: int) -> bool:
+    """Whether an HTTP request to the port gets any answer (a 404 will do)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.settimeout(5)
+            sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/")
+    except OSError:
+        return False
 
 
 def stop(proc: subprocess.Popen) -> None:
