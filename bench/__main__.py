@@ -64,6 +64,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--days", type=int, default=395, help="dashboards: days the main site's events span"
     )
+    # A 10 M database takes most of an hour to load and settle: keep it to time new code again.
+    parser.add_argument(
+        "--keep", action="store_true", help="dashboards: keep the database after the run"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="dashboards: time the database a --keep run kept (one size), instead of loading",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="ingest: interleaved rounds")
     # 20 s: each run spans two wakes of the rollup refresher (every 10 s), whose work is measured
     parser.add_argument("--ingest-seconds", type=int, default=20, help="ingest: seconds per run")
@@ -78,6 +87,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    if args.reuse and len(args.sizes) != 1:
+        parser.error("--reuse times the one kept database: give one --sizes")
     if args.requests < 1 or args.load_rounds < 1 or args.rounds < 1:
         parser.error("--requests, --load-rounds and --rounds are at least 1")
     return args

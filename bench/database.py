@@ -68,11 +68,26 @@ def _run(*statements: str) -> None:
     engine.dispose()
 
 
+def database_url(name: str) -> str:
+    """The URL of database `name` on BENCH_DATABASE_URL, or on the throw-away server."""
+    url = sa.engine.make_url(_admin_url()).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def database_exists(name: str) -> bool:
+    engine = sa.create_engine(_admin_url())
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+    engine.dispose()
+    return found is not None
+
+
 def fresh_database(name: str) -> str:
     """(Re)create database `name` on BENCH_DATABASE_URL, or on the throw-away server."""
     _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(_admin_url()).set(database=name)
-    return url.render_as_string(hide_password=False)
+    return database_url(name)
 
 
 def drop_database(name: str) -> None:

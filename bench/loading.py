@@ -11,17 +11,26 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import Flask
 
 from analytics import demo_copy, partitions
 from analytics.extensions import db
-from analytics.models import utcnow
+from analytics.models import Site, utcnow
 from analytics.sites import create_site
-from bench.database import drop_database, fresh_database, libpq_url, migrated_app
+from bench.database import (
+    database_exists,
+    database_url,
+    drop_database,
+    fresh_database,
+    libpq_url,
+    migrated_app,
+)
 
 BASELINE_DB = "analytics_bench_copy"
 BASELINE_CAP = 1_000_000  # rows of the bare COPY: more would only hold memory
 MAIN_DAYS = 395  # 13 months
+MAIN_SITE = "Bench main site"
 
 
 @dataclass
@@ -97,7 +106,7 @@ def load(
         app = migrated_app(url)
         _partitions(app, days)
         (main_id, public_id), *others = _sites(
-            app, ["Bench main site", *[f"Bench small site {n + 1}" for n in range(small_sites)]]
+            app, [MAIN_SITE, *[f"Bench small site {n + 1}" for n in range(small_sites)]]
         )
         started = time.perf_counter()
         stored = demo_copy.load(libpq_url(url), main_id, days, events, seed=round_, now=now)
@@ -112,6 +121,26 @@ def load(
         demo_copy.load(libpq_url(url), site_id, small, max(events // 100, 1000), seed=100 + n,
                        now=now)  # fmt: skip
     return Loaded(app, url, main_id, public_id, load_rates, bare_rates)
+
+
+def reopen(name: str) -> Loaded | None:
+    """The database a `--keep` run left, migrated to this code's schema; None if there is none.
+
+    Its load rates are empty: nothing was loaded.
+    """
+    if not database_exists(name):
+        return None
+    url = database_url(name)
+    app = migrated_app(url)
+    with app.app_context():
+        site = db.session.execute(
+            sa.select(Site).where(Site.name == MAIN_SITE)
+        ).scalar_one_or_none()
+        found = (site.id, site.public_id) if site else None
+        db.session.remove()
+    if found is None:
+        return None
+    return Loaded(app, url, found[0], found[1], [], [])
 
 
 def settle(app: Flask) -> float:

@@ -15,15 +15,16 @@ import os
 import time
 
 import requests
+import sqlalchemy as sa
 
 from analytics.demo_data import simulator_funnel
 from analytics.extensions import db
 from analytics.goals import create_funnel
-from analytics.models import Site, utcnow
+from analytics.models import Funnel, Site, utcnow
 from analytics.users import create_user
 from bench import api_timing
 from bench.database import drop_database
-from bench.loading import load, refresh_cost, settle
+from bench.loading import load, refresh_cost, reopen, settle
 from bench.report import Table, count, median, ms, percentile
 from bench.serving import ROOT, served
 
@@ -50,6 +51,7 @@ FILTERED = "Overview, filtered "
 # The funnel page of a 4-step funnel (the demo's Simulator without its home page) over 30 days.
 FUNNEL_STEPS = ["Simulation", "Results", "Benefit details", "Teleservice"]
 FUNNEL = "Funnel, 4 steps (/funnels/<id>)"
+FUNNEL_NAME = "Bench, 4 steps"
 # The Overview's Goals card, fetched apart by the page (5 goals: the demo's Simulator's).
 GOALS = "Goals card (/overview/goals)"
 WARM_UPS = 2
@@ -108,18 +110,28 @@ def _measure(
 def _funnel(site_id: int) -> int:
     """The demo's Simulator goals on the main site, and a funnel of 4 of them: its id."""
     site = db.session.get(Site, site_id)
+    kept = db.session.execute(
+        sa.select(Funnel.id).where(Funnel.site_id == site_id, Funnel.name == FUNNEL_NAME)
+    ).scalar()
+    if kept is not None:  # a kept database (--reuse) has them already
+        return kept
     simulator_funnel(site)
-    return create_funnel(site, "Bench, 4 steps", FUNNEL_STEPS).id
+    return create_funnel(site, FUNNEL_NAME, FUNNEL_STEPS).id
 
 
 def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
     rounds = args.load_rounds if size <= 1_000_000 else 1
     try:
-        loaded = load(NAME, size, rounds, days=args.days)
+        loaded = reopen(NAME) if args.reuse else None
+        reused = loaded is not None
+        if loaded is None:
+            loaded = load(NAME, size, rounds, days=args.days)
         catch_up = settle(loaded.app)
-        cost = refresh_cost(loaded.app, loaded.site_id)
+        # 2,000 more events today: not again on a kept database, or it would grow each run
+        cost = None if reused else refresh_cost(loaded.app, loaded.site_id)
         with loaded.app.app_context():
-            create_user(EMAIL, PASSWORD, "viewer")
+            if not reused:
+                create_user(EMAIL, PASSWORD, "viewer")
             token = api_timing.make_token(EMAIL)
             funnel_id = _funnel(loaded.site_id)
             db.session.remove()
@@ -137,12 +149,13 @@ def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
                 base, (EMAIL, PASSWORD), loaded.public_id, token, args.requests, WARM_UPS
             )
     finally:
-        drop_database(NAME)
+        if not args.keep:
+            drop_database(NAME)
     rates = {
         "api": api_times,
-        "rounds": rounds,
-        "load": median(loaded.load_rates),
-        "bare": median(loaded.bare_rates),
+        "rounds": 0 if reused else rounds,
+        "load": median(loaded.load_rates) if loaded.load_rates else None,
+        "bare": median(loaded.bare_rates) if loaded.bare_rates else None,
         "catch_up": catch_up,
         "refresh": cost,
     }
@@ -189,6 +202,9 @@ def run(args: argparse.Namespace) -> list[Table]:
     )
     for size in sizes:
         r = rates[size]
+        if r["load"] is None:  # --reuse: nothing was loaded
+            loading.add(f"{size:,}", "reused", "-", "-", "-", "-", f"{r['catch_up']:.1f} s", "-")
+            continue
         cell = loading.target(f"load rate at {size:,}", r["load"] >= LOAD_TARGET)
         loading.add(
             f"{size:,}",
