@@ -67,6 +67,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "ROLLUP_INTERVAL": float(env.get("ROLLUP_INTERVAL", 10)),
         "ROLLUP_PROCESS": _bool(env.get("ROLLUP_PROCESS"), default=True),
         "ROLLUP_NICE": int(env.get("ROLLUP_NICE", 0)),
+        # Megabytes of stored visits each app process keeps decoded between requests (the
+        # days of a filtered view; PostgreSQL only); 0: none.
+        "ROLLUP_CACHE_MB": float(env.get("ROLLUP_CACHE_MB", 256)),
         # Reverse proxies in front: the client address is read from X-Forwarded-For (then hashed).
         "PROXY_COUNT": int(env.get("PROXY_COUNT", 0)),
         # The visitor's country from the address at ingest (bundled data; see ingest/country.py).

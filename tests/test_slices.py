@@ -361,3 +361,58 @@ def test_an_event_level_filter_enters_at_the_first_kept_page_view(app, make_site
         found = stats.entry_pages(period)
         assert dict(zip(found["path"], found["visits"], strict=True)) == entries, query
         assert_filtered_answers(period)
+
+
+def test_decoded_days_are_kept_between_reads_and_read_again_once_rewritten(app, make_site):
+    """On PostgreSQL a process keeps the days it decoded, each with its row's version: a
+    second read fetches no blob, and a day split again since is fetched again (new version),
+    so the answers stay the raw queries'. Beyond ROLLUP_CACHE_MB the oldest read goes first."""
+    if db.engine.dialect.name != "postgresql":
+        assert app.config["ROLLUP_CACHE_MB"] > 0  # on SQLite each read fetches its blobs
+        return
+    _clear()
+    site = make_site("A")
+    rows = []
+    for n in range(4):  # a visit a day from FR or BE, a page view and a click each
+        for offset, name in enumerate(("pageview", "click")):
+            e = {"site": 0, "name": name, "path": "/a", "referrer": None, "utm": None,
+                 "agent": AGENTS[1], "source": "tracker", "dedupe": None, "item": "rsa",
+                 "position": None, "category": None, "version": 1, "session": f"s{n}",
+                 "visitor": f"v{n}", "minute": n * 24 * 60 + 60 + offset}  # fmt: skip
+            rows.append(_row([site], e) | {"country": "FR" if n % 2 else "BE"})
+    store_events(rows)
+    rollups.refresh()
+    kept = visits._decoded_days
+    kept._kept.clear()
+    kept._bytes = 0
+    period = Filtered(site, DAY0, DAY0 + dt.timedelta(days=DAYS),
+                      segment=Segment((Condition("country", ("FR", "BE")),)))  # fmt: skip
+    assert_filtered_answers(period)
+    day = DAY0.date()
+    before = kept._kept[site.id, day, "visits"]
+    fetched: list[str] = []
+
+    def statements(conn, cursor, statement, *args) -> None:
+        fetched.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", statements)
+    try:
+        visits._days(read._split_plan(period), "visits")
+        assert not [s for s in fetched if "rollup_visit_days.visits" in s]  # versions only
+        slices.remove(site.id, day)
+        rollups.split_missing(site.id)
+        assert_filtered_answers(period)
+        assert kept._kept[site.id, day, "visits"][0] != before[0]
+        assert [s for s in fetched if "rollup_visit_days.visits" in s]
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", statements)
+    one_day = before[1].nbytes
+    app.config["ROLLUP_CACHE_MB"] = 1.5 * one_day / 2**20  # room for one day of visits
+    kept._kept.clear()
+    kept._bytes = 0
+    try:
+        visits._days(read._split_plan(period), "visits")
+        assert len(kept._kept) == 1 and kept._bytes <= 1.5 * one_day
+        assert list(kept._kept)[0][1] == DAY0.date() + dt.timedelta(days=3)  # the last read
+    finally:
+        app.config["ROLLUP_CACHE_MB"] = 256

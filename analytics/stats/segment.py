@@ -188,10 +188,13 @@ def _visit_keys(segment: Segment, scope: Any, source: FromClause) -> list[str] |
     return cache[key]
 
 
-def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
-    """The period's events that the scope's segment keeps, copied once per request into a
-    temporary table, with the scope to read it by (the same, segment done): or None outside a
-    request, on SQLite or on a replica.
+def segment_events(
+    scope: Any, source: FromClause = EVENTS, columns: tuple[str, ...] | None = None
+) -> tuple[FromClause, Any] | None:
+    """The period's events of `source` (`events`, or the rest of a rollup read) that the
+    scope's segment keeps, copied once per request into a temporary table, with the scope to
+    read it by (the same, segment done): or None outside a request, on SQLite or on a replica.
+    `columns`: those every metric reads (`SPAN_COLUMNS`) unless given.
 
     Why: an Overview runs a dozen metrics over the same segment and period; each one scanned the
     period's events and tested every row against the segment. Now one statement does that, and
@@ -205,23 +208,25 @@ def segment_events(scope: Any) -> tuple[FromClause, Any] | None:
         return None
     from ..rollups.read import SPAN_COLUMNS  # the columns every metric reads
 
+    columns = columns or SPAN_COLUMNS
     cache = request.__dict__.setdefault("segment_events", {})  # not `g`: see `_goals`
-    key = (scope.segment, scope.site.id, scope.start, scope.end)
+    # `source` by identity, as in `_visit_keys`
+    key = (scope.segment, scope.site.id, scope.start, scope.end, source, columns)
     if key not in cache:
         name = f"segment_events_{secrets.token_hex(6)}"
-        columns = ", ".join(SPAN_COLUMNS)
+        listed = ", ".join(columns)
         # Only the columns' types are copied; the site's condition keeps the statement on one
         # shard under Citus (DDL takes no bound parameters, hence the integer in the text).
         site_id = int(scope.site.id)
         db.session.execute(
             text(
-                f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM events"
+                f"CREATE TEMPORARY TABLE {name} AS SELECT {listed} FROM events"
                 f" WHERE site_id = {site_id} WITH NO DATA"
             )
         )
-        copy = table(name, *(column(c) for c in SPAN_COLUMNS))
-        chosen = scoped(select(*(EVENTS.c[c] for c in SPAN_COLUMNS)), scope)
-        db.session.execute(insert(copy).from_select(list(SPAN_COLUMNS), chosen))
+        copy = table(name, *(column(c) for c in columns))
+        chosen = scoped(select(*(source.c[c] for c in columns)), scope, source)
+        db.session.execute(insert(copy).from_select(list(columns), chosen))
         cache[key] = (copy, dataclasses.replace(scope, segment=None))
     return cache[key]
 
