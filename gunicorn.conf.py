@@ -32,3 +32,9 @@ limit_request_field_size = 8190
 # The access log (`--access-logfile -` in `make run` and the container) leaves out the client's
 # address, user agent and referrer: time, request line, status, size, duration.
 access_log_format = '%(t)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def post_fork(server, worker):
+    """Tell the app how many request threads this worker runs (`--threads` on the command line
+    included), before it loads: it keeps that many database connections (config.pool_size)."""
+    os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)

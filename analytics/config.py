@@ -28,12 +28,27 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def pool_size(env: Any) -> int:
+    """Connections each process keeps open: one per request thread (GUNICORN_THREADS, which
+    gunicorn.conf.py sets from the worker's real thread count) and two for the refresher's
+    supervisor and a spare. A smaller pool than the threads closed a connection after every
+    request past it and opened a new one (a server process each) for the next."""
+    if env.get("DATABASE_POOL_SIZE"):
+        return int(env["DATABASE_POOL_SIZE"])
+    return max(5, int(env.get("GUNICORN_THREADS") or 4) + 2)
+
+
 def from_environment(instance_path: str) -> dict[str, Any]:
     """Read the environment into a config mapping, with the documented defaults."""
     env = os.environ
     default_db = "sqlite:///" + os.path.join(instance_path, "analytics.sqlite3")
+    url = normalise_database_url(env.get("DATABASE_URL") or default_db)
+    engine_options: dict[str, Any] = dict(DEFAULTS["SQLALCHEMY_ENGINE_OPTIONS"])
+    if url.startswith("postgresql"):
+        engine_options["pool_size"] = pool_size(env)
     return {
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(env.get("DATABASE_URL") or default_db),
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         # A read replica for dashboards, the explorer and exports (replica.py); unset: none.
         "DATABASE_REPLICA_URL": normalise_database_url(env.get("DATABASE_REPLICA_URL") or ""),
         "SECRET_KEY": env.get("SECRET_KEY"),
@@ -46,8 +61,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "EVENT_ERRORS_RETENTION_DAYS": float(env.get("EVENT_ERRORS_RETENTION_DAYS", 30)),
         "MAX_EVENT_FUTURE_SECONDS": float(env.get("MAX_EVENT_FUTURE_SECONDS", 300)),
         # PostgreSQL: requests arriving while a write is in flight share the next statement and
-        # commit (1). Off by default: on 2 cores it did not beat one statement per request.
-        "INGEST_GROUP_COMMIT": _bool(env.get("INGEST_GROUP_COMMIT")),
+        # commit (group commit; 0: one statement per request). On by default: single events ran
+        # 1.25x faster with it (README, Performance); off on Citus (docs/scaling.md).
+        "INGEST_GROUP_COMMIT": _bool(env.get("INGEST_GROUP_COMMIT"), default=True),
         # Legacy contracts (see README "Compatible endpoints").
         "CORS_DOMAIN": env.get("CORS_DOMAIN", ""),
         "COLLECTOR_ALLOWED_HOSTS": _list(env.get("COLLECTOR_ALLOWED_HOSTS", "*")),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from analytics import create_app
-from analytics.config import normalise_database_url
+from analytics.config import normalise_database_url, pool_size
+from analytics.extensions import db
 
 
 def test_refuses_to_start_without_secret_key(monkeypatch):
@@ -24,6 +30,29 @@ def test_refuses_to_start_without_secret_key(monkeypatch):
 )
 def test_database_url_spellings(url, expected):
     assert normalise_database_url(url) == expected
+
+
+def test_each_request_thread_has_a_pooled_connection(monkeypatch):
+    """A pool smaller than the threads closed a connection after each request past it, and the
+    next one paid for a new server process (measured: pool churn at 8 threads a worker)."""
+    assert pool_size({}) == 6
+    assert pool_size({"GUNICORN_THREADS": "16"}) == 18
+    assert pool_size({"GUNICORN_THREADS": "16", "DATABASE_POOL_SIZE": "3"}) == 3
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.invalid/analytics")
+    monkeypatch.setenv("GUNICORN_THREADS", "8")
+    monkeypatch.setenv("SECRET_KEY", "test")
+    app = create_app()
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] == 10
+    with app.app_context():
+        assert db.engine.pool.size() == 10
+
+
+def test_gunicorn_tells_the_app_its_thread_count(monkeypatch):
+    """`--threads` on gunicorn's command line reaches the app's pool size (gunicorn.conf.py)."""
+    monkeypatch.setenv("GUNICORN_THREADS", "4")  # restored after the test
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    conf["post_fork"](None, SimpleNamespace(cfg=SimpleNamespace(threads=12)))
+    assert os.environ["GUNICORN_THREADS"] == "12"
 
 
 def test_healthz_ok(client):
