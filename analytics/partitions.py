@@ -123,8 +123,12 @@ def add_month(month: dt.date) -> int | None:
     if db.session.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
         db.session.commit()
         return None
-    # Writers of this month's events would go to the default partition while its rows move:
-    # they wait here instead (writers of other months, and readers, do not).
+    # Writers wait until the partition is in place (readers do not). Locking the default
+    # partition alone was not enough: a writer that had already chosen it for a row of this
+    # month waited there, and once the partition was attached its row broke the default's new
+    # bound and the whole INSERT failed (a 503 to every request of an ingest group, seen under
+    # the ingest bench). Waiting on `events` itself, a writer chooses after the commit.
+    db.session.execute(text("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE"))
     db.session.execute(text(f"LOCK TABLE {DEFAULT} IN SHARE ROW EXCLUSIVE MODE"))
     db.session.execute(
         text(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import uuid
 
 import pandas as pd
+import psycopg
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm
 from flask_migrate import downgrade, upgrade
 
 from analytics import create_app, partitions
 from analytics.extensions import db
-from analytics.ingest.writer import event_row, store_events
+from analytics.ingest.writer import ONE_ROW_SQL, _postgres_params, event_row, store_events
 from analytics.models import RollupFact, RollupQueue, Site
 from analytics.rollups import refresh as rollups
 
@@ -122,6 +125,56 @@ def test_an_event_without_a_partition_lands_in_the_default_and_ensure_drains_it(
     assert partitions.ensure(today=dt.date(2025, 6, 1), ahead=0).created == []
 
 
+def test_a_write_during_the_making_of_its_months_partition_waits_and_lands_there(
+    pg_app, site, monkeypatch
+) -> None:
+    """A row of a month being given its partition, written meanwhile by another connection,
+    waits for the partition and is stored in it (it failed the INSERT before: the row had been
+    routed to the default partition, whose bound the new partition then narrowed)."""
+    partitions.ensure(today=dt.date(2025, 6, 1), ahead=0)
+    assert store_events(_events(site, dt.datetime(2019, 5, 4, 10))) == 1  # in the default
+    before_commit, may_commit = threading.Event(), threading.Event()
+    commit = sa.orm.Session.commit
+
+    def paused_commit(session):
+        if threading.current_thread().name == "ensure":
+            before_commit.set()
+            assert may_commit.wait(10)
+        return commit(session)
+
+    monkeypatch.setattr(sa.orm.Session, "commit", paused_commit)
+    made: list = []
+
+    def ensure_in_thread() -> None:
+        with pg_app.app_context():
+            made.append(partitions.add_month(dt.date(2019, 5, 1)))
+
+    maker = threading.Thread(target=ensure_in_thread, name="ensure")
+    maker.start()
+    assert before_commit.wait(10), "add_month did not reach its commit"
+    failure: list[BaseException] = []
+    row = _events(site, dt.datetime(2019, 5, 20, 12))[0]
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def write() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(ONE_ROW_SQL, _postgres_params(row))
+        except BaseException as exc:  # reported below
+            failure.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(1.0)
+    assert writer.is_alive(), "the write did not wait for the partition"
+    may_commit.set()
+    maker.join(10)
+    writer.join(10)
+    assert not failure, failure
+    assert made == [1]
+    assert _where_rows_are() == {"events_p2019_05": 2}
+
+
 def _summary(site: Site, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     db.session.expire_all()
     return {
@@ -201,7 +254,7 @@ def test_the_migration_converts_a_table_with_data_and_back(postgres_url: str) ->
             db.session.expunge(site)  # kept across the migrations' sessions
             days = [dt.datetime(2024, m, d, h) for m in (2, 7, 11) for d in (1, 15) for h in (3, 9)]
             rows = _events(site, *days)
-            rows[0]["props"] = {"k": "é \\ \"q\""}
+            rows[0]["props"] = {"k": 'é \\ "q"'}
             rows[1]["dedupe_key"] = "resend-me"
             store_events(rows)
             # Today's refresher writes a fourth key (0011), which 0008 never touches: lent to
