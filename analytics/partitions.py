@@ -34,6 +34,7 @@ MONTHS_AHEAD = 3
 DEFAULT = "events_default"
 ENSURE_EVERY = 3600.0  # seconds between two `ensure` runs of the refresher
 LOCK_TIMEOUT = "10s"  # how long a partition change waits for a lock before it gives up
+WRITERS_WAIT = "2s"  # how long making a partition may keep writers of `events` waiting
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 _last_ensured: float | None = None
 PARTITION_NAME = re.compile(r"events_(p\d{4}_\d{2}|default)")
@@ -128,7 +129,11 @@ def add_month(month: dt.date) -> int | None:
     # month waited there, and once the partition was attached its row broke the default's new
     # bound and the whole INSERT failed (a 503 to every request of an ingest group, seen under
     # the ingest bench). Waiting on `events` itself, a writer chooses after the commit.
+    # While this waits for a long write to end, new writers queue behind it: give up soon (the
+    # refresher tries again in an hour) rather than hold ingest for long.
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{WRITERS_WAIT}'"))
     db.session.execute(text("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE"))
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     db.session.execute(text(f"LOCK TABLE {DEFAULT} IN SHARE ROW EXCLUSIVE MODE"))
     db.session.execute(
         text(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
