@@ -1,7 +1,8 @@
 """A gunicorn worker killed with SIGKILL while it writes: no half batch, nothing acknowledged lost.
 
-Six clients post 50-event batches to gunicorn (one worker, four threads, as `make run` but one
-worker so that every kill hits the requests in flight) while the worker is killed three times.
+Six clients post 10-event batches (as large as group commit takes) to gunicorn (one worker,
+four threads, as `make run` but one worker so that every kill hits the requests in flight) while
+the worker is killed three times.
 Each batch ends up all stored or not stored at all, whatever its answer was; every batch
 answered 2xx is stored whole; a resend of the batches that got no answer stores each once. Run
 with group commit off and on: with it on, a kill lands in the middle of a group.
@@ -22,12 +23,13 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from analytics.ingest.writer import GROUP_ROWS
 from analytics.models import Event, Site
 from bench.serving import serve, stop
 
 from .conftest import DESKTOP_CHROME
 
-BATCH = 50
+BATCH = GROUP_ROWS  # the largest request group commit merges with others
 CLIENTS = 6
 KILLS = 3
 

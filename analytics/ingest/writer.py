@@ -35,6 +35,11 @@ from ..extensions import db
 from ..models import Event, EventError, new_event_id, utcnow
 from .payload import MAX_STORED_DEPTH, clean_text, depth, scrub
 
+# Requests of at most this many rows share commits; a larger one has a commit's worth of rows
+# already, and queueing it behind the write in flight only cut the database's concurrency
+# (50-event batches: 0.77x bare executemany grouped, 1.00x alone, in one bench run).
+GROUP_ROWS = 10
+
 
 class StoreFailed(Exception):
     """The group holding this request's events failed: nothing of it was stored (a 503)."""
@@ -281,7 +286,7 @@ def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None
         return 0
     if not errors and db.engine.dialect.name == "postgresql":
         app = current_app._get_current_object()
-        if app.config.get("INGEST_GROUP_COMMIT"):
+        if app.config.get("INGEST_GROUP_COMMIT") and len(rows) <= GROUP_ROWS:
             return group_writer(app).write(rows)
         new = _insert_returning(db.engine, rows)
         return sum(1 for row in rows if row["id"] in new)
