@@ -86,13 +86,18 @@ def bulk_insert(table, columns: tuple[str, ...], rows: list[tuple]) -> None:
 
 
 def events_table(
-    name: str, where: str, params: dict, columns: tuple[str, ...] = SPAN_COLUMNS
+    name: str,
+    where: str,
+    params: dict,
+    columns: tuple[str, ...] = SPAN_COLUMNS,
+    source: str = "events",
 ) -> FromClause:
-    """A temporary table of the `events` rows that match `where` (SQL over `events e`)."""
+    """A temporary table of the `source` rows (`events`, or a copy of some) that match `where`
+    (SQL over `e`)."""
     db.session.execute(text(f"DROP TABLE IF EXISTS {name}"))
     db.session.execute(
         text(
-            f"CREATE TEMPORARY TABLE {name} AS SELECT {', '.join(columns)} FROM events e"
+            f"CREATE TEMPORARY TABLE {name} AS SELECT {', '.join(columns)} FROM {source} e"
             f" WHERE {where}"
         ),
         params,
