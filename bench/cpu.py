@@ -120,7 +120,7 @@ def wait_started(
     Each gunicorn worker starts its refresher process with its first request, and importing
     the app there costs 1.5 s of CPU per child on this machine (2.9 s for two, measured). That
     is paid once per server start, so a run measured while it happens charged it to the events
-    of those seconds (160-640 us per event). Started means: the refresher used less than `quiet`
+    of those seconds (150-640 us per event). Started means: the refresher used less than `quiet`
     seconds of CPU over the last `step` seconds, with no load on the server.
     """
     waited, before = 0.0, None

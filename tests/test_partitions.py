@@ -10,7 +10,6 @@ import threading
 import uuid
 
 import pandas as pd
-import psycopg
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -18,7 +17,7 @@ from flask_migrate import downgrade, upgrade
 
 from analytics import create_app, partitions
 from analytics.extensions import db
-from analytics.ingest.writer import ONE_ROW_SQL, _postgres_params, event_row, store_events
+from analytics.ingest.writer import event_row, store_events
 from analytics.models import RollupFact, RollupQueue, Site
 from analytics.rollups import refresh as rollups
 
@@ -153,13 +152,12 @@ def test_a_write_during_the_making_of_its_months_partition_waits_and_lands_there
     maker.start()
     assert before_commit.wait(10), "add_month did not reach its commit"
     failure: list[BaseException] = []
-    row = _events(site, dt.datetime(2019, 5, 20, 12))[0]
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    rows = _events(site, dt.datetime(2019, 5, 20, 12))
 
-    def write() -> None:
+    def write() -> None:  # the ingest write path, on a connection of its own
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(ONE_ROW_SQL, _postgres_params(row))
+            with pg_app.app_context():
+                store_events(rows)
         except BaseException as exc:  # reported below
             failure.append(exc)
 
@@ -254,7 +252,7 @@ def test_the_migration_converts_a_table_with_data_and_back(postgres_url: str) ->
             db.session.expunge(site)  # kept across the migrations' sessions
             days = [dt.datetime(2024, m, d, h) for m in (2, 7, 11) for d in (1, 15) for h in (3, 9)]
             rows = _events(site, *days)
-            rows[0]["props"] = {"k": 'é \\ "q"'}
+            rows[0]["props"] = {"k": "é \\ \"q\""}
             rows[1]["dedupe_key"] = "resend-me"
             store_events(rows)
             # Today's refresher writes a fourth key (0011), which 0008 never touches: lent to
