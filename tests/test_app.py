@@ -125,3 +125,13 @@ def test_public_answers_do_not_vary_by_cookie(client, path):
 
 def test_dashboard_pages_vary_by_cookie(client):
     assert "Cookie" in client.get("/login").headers.get("Vary", "")
+
+
+def test_group_commit_is_on_unless_turned_off(monkeypatch, tmp_path):
+    """Group commit is the default (it measured faster); INGEST_GROUP_COMMIT=0 turns it off."""
+    from analytics.config import from_environment
+
+    monkeypatch.delenv("INGEST_GROUP_COMMIT", raising=False)
+    assert from_environment(str(tmp_path))["INGEST_GROUP_COMMIT"] is True
+    monkeypatch.setenv("INGEST_GROUP_COMMIT", "0")
+    assert from_environment(str(tmp_path))["INGEST_GROUP_COMMIT"] is False
