@@ -30,6 +30,14 @@ from bench.report import Table, count, median, ms, percentile
 from bench.serving import ROOT, served
 
 NAME = "analytics_bench_dashboards"
+
+
+def database_name(size: int) -> str:
+    """One database per size: a run of another size (without --keep, which drops its database
+    at the end) once loaded over, then dropped, the 10 M database a --keep run had kept."""
+    return f"{NAME}_{size}"
+
+
 EMAIL, PASSWORD = "bench@example.org", "measured-twice-cut-once"
 PAGES = [
     ("Overview", "/overview"),
@@ -132,10 +140,10 @@ def _funnel(site_id: int) -> int:
 def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
     rounds = args.load_rounds if size <= 1_000_000 else 1
     try:
-        loaded = reopen(NAME) if args.reuse else None
+        loaded = reopen(database_name(size)) if args.reuse else None
         reused = loaded is not None
         if loaded is None:
-            loaded = load(NAME, size, rounds, days=args.days)
+            loaded = load(database_name(size), size, rounds, days=args.days)
         catch_up = settle(loaded.app)
         # 2,000 more events today: not again on a kept database, or it would grow each run
         cost = None if reused else refresh_cost(loaded.app, loaded.site_id)
@@ -160,7 +168,7 @@ def _one_size(size: int, args: argparse.Namespace) -> tuple[dict, dict]:
             )
     finally:
         if not args.keep:
-            drop_database(NAME)
+            drop_database(database_name(size))
     rates = {
         "api": api_times,
         "rounds": 0 if reused else rounds,
