@@ -57,15 +57,18 @@ def test_gunicorn_tells_the_app_its_thread_count(monkeypatch):
 
 
 def test_gunicorn_freezes_what_the_loaded_worker_holds():
-    """A loaded worker's objects leave the collector's sight (gunicorn.conf.py): a full
-    collection walking them was the tail of `GET /statistics`."""
+    """A loaded worker's objects leave the collector's sight, and young objects are collected
+    less often (gunicorn.conf.py): full collections were the tail of `GET /statistics`."""
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     try:
         conf["post_worker_init"](None)
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == 20_000
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_healthz_ok(client):
