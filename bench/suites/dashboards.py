@@ -109,7 +109,7 @@ def _measure(
     Every URL is fetched once before any is timed: the first pages timed otherwise paid for
     reading the rollups into a cold cache (a server just started, a database just loaded)
     that every later page then shared: the Overview, timed first, measured 162/203 ms in a run
-    where it measured 91/95 ms once warm (9b9a063, 10 M events).
+    where it measured 91/95 ms once warm (0a7f9a2, 10 M events).
     """
     session = requests.Session()
     login = session.post(f"{base}/login", data={"email": EMAIL, "password": PASSWORD})
