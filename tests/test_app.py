@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from analytics import create_app
-from analytics.config import normalise_database_url, pool_size
+from analytics.config import from_environment, normalise_database_url, pool_size
 from analytics.extensions import db
 
 
@@ -132,8 +132,6 @@ def test_dashboard_pages_vary_by_cookie(client):
 
 def test_group_commit_is_on_unless_turned_off(monkeypatch, tmp_path):
     """Group commit is the default (it measured faster); INGEST_GROUP_COMMIT=0 turns it off."""
-    from analytics.config import from_environment
-
     monkeypatch.delenv("INGEST_GROUP_COMMIT", raising=False)
     assert from_environment(str(tmp_path))["INGEST_GROUP_COMMIT"] is True
     monkeypatch.setenv("INGEST_GROUP_COMMIT", "0")
