@@ -117,6 +117,8 @@ class Event(db.Model):
         Index("ix_events_site_name_time", "site_id", "name", "occurred_at"),
         Index("ix_events_site_source_time", "site_id", "source", "occurred_at"),
         Index("ix_events_site_session", "site_id", "session_id"),
+        # The refresher's partial recount looks up the events of the visitors it touches.
+        Index("ix_events_site_visitor_time", "site_id", "visitor_id", "occurred_at"),
         Index(
             "uq_events_site_time_dedupe",
             "site_id",
