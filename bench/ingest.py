@@ -290,6 +290,8 @@ def cases(public_id: str, site_id: int) -> list[Case]:
         Case("bare Flask, 50-event batch", bare, "/api/events", batch, BATCH),
         Case("bare insert, 1 event", BARE_INSERT, "/api/events", single, source="bare",
              env=site, paced=True),
+        Case("bare insert, 1 event, group commit", BARE_INSERT, "/api/events", single,
+             source="bare", env=site | {"BARE_GROUP_COMMIT": "1"}),
         Case("bare insert, 50-event batch", BARE_INSERT, "/api/events", batch, BATCH,
              source="bare", env=site, paced=True),
         Case("/api/events, 1 event", "wsgi:app", "/api/events", single, 1,
