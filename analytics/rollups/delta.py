@@ -268,11 +268,11 @@ OF_DAY = "e.site_id = :site AND e.occurred_at >= :start AND e.occurred_at < :end
 
 
 def _touched_of_day() -> str:
-    """The day's events that match TOUCHED, as three lookups an index serves each (a visitor
-    of KEYS; a session of KEYS; no session and a visitor id that is a visit of KEYS), kept
-    apart so that each event is in one of them. `OR` over the two columns is not one index
-    lookup: PostgreSQL read the whole day for it (`ix_events_site_visitor_time`, migration
-    0014)."""
+    """The day's events that match TOUCHED, as three lookups an index serves each: a visitor
+    of KEYS (`ix_events_site_visitor_time`, migration 0014); a session of KEYS
+    (`ix_events_site_session`); no session and a visitor id that is a visit of KEYS. Each event
+    matches one of them at most. (TOUCHED's `OR` across the two columns is no one index's
+    lookup: PostgreSQL read the whole day for it.)"""
     columns = ", ".join(f"e.{c}" for c in WITH_PROPS)
     keys = "(SELECT key FROM rollup_touched WHERE kind = '{}')"
     not_visitor = (
