@@ -120,8 +120,9 @@ def wrk(
     trimmed at each end) and returned per request.
     """
     # "SEQ" -> run-unique-prefix-thread-number: unique across the warm-up and the run too
-    body = case.body.replace("SEQ", uuid.uuid4().hex[:8] + "-SEQ")
-    body = body.replace("RUN8", uuid.uuid4().hex[:8])
+    run = uuid.uuid4().hex
+    body = case.body.replace("SEQ", run[:8] + "-SEQ")
+    body = body.replace("RUN8", run[8:16])
     lua = [
         'wrk.method = "POST"',
         f"wrk.body = {json.dumps(body)}",
@@ -135,9 +136,12 @@ def wrk(
             "local n = 0",
             "function request()",
             "  n = n + 1",
-            # a visitor of its own per request, as many clients behind one reverse proxy
-            "  wrk.headers['X-Forwarded-For'] = '10.' .. tid .. '.' .. math.floor(n / 256) % 256"
-            " .. '.' .. n % 256",
+            # A visitor of its own per request, as many clients behind one reverse proxy: a
+            # private IPv6 address unique to the run too. (IPv4 10.<thread>.<n> came back in
+            # every run, and a visitor seen in earlier runs the same day made each refresh
+            # recount all of its events: the rounds grew from run to run.)
+            f"  wrk.headers['X-Forwarded-For'] = string.format('fd00:{run[16:20]}:{run[20:24]}"
+            ":%x::%x', tid, n)",
             "  local body = wrk.body:gsub('SEQ', tid .. '-' .. n)",
             # the same as the last 12 hex digits of a UUID (RUN8 is its run-unique first part)
             "  body = body:gsub('HEX12', string.format('%04x%08x', tid, n))",
