@@ -8,8 +8,9 @@ Nothing else: no validation, no visitor hash, no user-agent parse, no asynchrono
 p99 at 80 % of its own maximum rate is the least this machine can do for the app's
 (bench/ingest.py). Configured by the environment gunicorn is started with: DATABASE_URL (the
 app's), BENCH_SITE_ID (the site the rows belong to) and BARE_GROUP_COMMIT=1, with which the
-requests of a process that arrive while a write is in flight share the next one: the least
-group commit can cost, the rate our app's own group commit is measured against.
+requests of a process that arrive while a write is in flight share the next one: our app's
+grouping at its barest, shown beside our ratios. (Neither is a bound on ours: these are Flask
+apps, and our ingest path skips Flask's request machinery.)
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ recount.
 
 Reviewed by hand. A partial recount finds the day's events of the visitors and visits its new
 rows touch. Without this index it tested every event of the day against them, so a round cost
-grew with the day (a day of 4.8 million events: rounds of several seconds, and the rollup lag
-past a minute under load); with it, the round looks those events up. On PostgreSQL the index is
+grew with the day (10,000 new events on a day of 5 million: 7.5-7.8 s a round, 3.7-3.9 s with
+the index); with it, the round looks those events up. On PostgreSQL the index is
 made on the partitioned table, which makes it on every partition (and on the partitions made
 later): that takes a lock on `events` while it builds, as long as reading the table once.
 
