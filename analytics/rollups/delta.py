@@ -62,6 +62,7 @@ from .store import (
     param_time,
     set_spans,
     spanning,
+    temporary_table,
 )
 
 ADDED_LIMIT = 5000  # rows per statement the PostgreSQL trigger lists (migration 0003)
@@ -227,11 +228,7 @@ def _touched(site_id: int, day: dt.date) -> tuple[set[Key], list]:
         bulk_insert(KEYS, ("kind", "key", "spans"), [(k, key, "n") for k, key in keys - written])
         written |= keys
         _analyze(KEYS.name)
-        db.session.execute(text(f"DROP TABLE IF EXISTS {TOUCHED_EVENTS}"))
-        db.session.execute(
-            text(f"CREATE TEMPORARY TABLE {TOUCHED_EVENTS} AS {_TOUCHED_OF_DAY}"), params
-        )
-        copy = sql_table(TOUCHED_EVENTS, *(column(c) for c in WITH_PROPS))
+        copy = temporary_table(TOUCHED_EVENTS, _TOUCHED_OF_DAY, params, WITH_PROPS)
         copied = True
         pairs = db.session.execute(select(copy.c.visitor_id, visit(copy))).all()
         keys = _keys_of(pairs)

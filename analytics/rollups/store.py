@@ -94,14 +94,17 @@ def events_table(
 ) -> FromClause:
     """A temporary table of the `source` rows (`events`, or a copy of some) that match `where`
     (SQL over `e`)."""
+    query = f"SELECT {', '.join(columns)} FROM {source} e WHERE {where}"
+    return temporary_table(name, query, params, columns)
+
+
+def temporary_table(
+    name: str, query: str, params: dict, columns: tuple[str, ...]
+) -> FromClause:
+    """A temporary table `name` (made again if it exists) of what `query` (SQL text) selects:
+    `columns`."""
     db.session.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    db.session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {name} AS SELECT {', '.join(columns)} FROM {source} e"
-            f" WHERE {where}"
-        ),
-        params,
-    )
+    db.session.execute(text(f"CREATE TEMPORARY TABLE {name} AS {query}"), params)
     return sql_table(name, *(column(c) for c in columns))
 
 
