@@ -100,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = list(SUITES) if args.suite == "all" else [args.suite]
     tables: list[Table] = []
+    took: dict[str, float] = {}  # minutes per suite: what CI's time goes to
     started = time.perf_counter()
     try:
         with postgres():
             for name in names:
+                begun = time.perf_counter()
                 found = SUITES[name](args)
+                took[name] = (time.perf_counter() - begun) / 60
                 for table in found:
                     print("\n" + table.markdown(), flush=True)
                 tables += found
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     missed = [what for table in tables for what in table.missed]
     minutes = (time.perf_counter() - started) / 60
-    print(f"{len(names)} suite(s) in {minutes:.1f} min; targets missed: {len(missed)}")
+    each = ", ".join(f"{name} {spent:.1f}" for name, spent in took.items())
+    print(f"{len(names)} suite(s) in {minutes:.1f} min ({each}); targets missed: {len(missed)}")
     for what in missed:
         print(f"  missed: {what}")
     return 1 if missed and args.strict else 0

@@ -1,16 +1,20 @@
-"""The floor of a durable ingest: a minimal Flask app that parses the JSON body (one event or a
-list), INSERTs its rows into `events` with plain psycopg, commits synchronously, answers 204.
+"""The floor of a durable ingest: a bare WSGI app (no Flask, no framework) that reads the body,
+parses the JSON (one event or a list), INSERTs its rows into `events` with plain psycopg,
+commits synchronously and answers 204.
+
+Nothing else: no validation, no visitor hash, no user-agent parse, no rollups, no asynchronous
+commit. Every ingest that answers 2xx only once its events are committed does all of this and
+more, so in the same gunicorn configuration none can run faster than this app by more than
+the noise: a ratio target that this app misses is out of reach on this machine, and so is a
+p99 target it misses at 80 % of its own maximum rate (bench/suites/ingest.py).
+
 One event is one INSERT; a list is one statement over the rows as a JSON array, the faster of
 the two bare batch forms the suite measures (about 1.6x `executemany`: 50 statements, and 50
-firings of the rollup trigger).
-
-Nothing else: no validation, no visitor hash, no user-agent parse, no asynchronous commit. Its
-p99 at 80 % of its own maximum rate is the least this machine can do for the app's
-(bench/ingest.py). Configured by the environment gunicorn is started with: DATABASE_URL (the
-app's), BENCH_SITE_ID (the site the rows belong to) and BARE_GROUP_COMMIT=1, with which the
-requests of a process that arrive while a write is in flight share the next one: our app's
-grouping at its barest, shown beside our ratios. (Neither is a bound on ours: these are Flask
-apps, and our ingest path skips Flask's request machinery.)
+firings of the rollup trigger). Configured by the environment gunicorn is started with:
+DATABASE_URL (the app's), BENCH_SITE_ID (the site the rows belong to); BARE_GROUP_COMMIT=1, with
+which the requests of a process that arrive while a write is in flight share the next one (our
+app's grouping at its barest); BARE_NO_INSERT=1, with which it only parses: what the HTTP
+handling costs in gunicorn without Flask.
 """
 
 from __future__ import annotations
@@ -18,19 +22,19 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
-from flask import Flask, request
 
 from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
 from bench.database import libpq_url
 
 SQL = _SQL["postgresql"]  # the positional INSERT of bench/ingest.py's bare executemany
-URL = libpq_url(os.environ["DATABASE_URL"])
-SITE_ID = int(os.environ["BENCH_SITE_ID"])
+URL = libpq_url(os.environ["DATABASE_URL"]) if "DATABASE_URL" in os.environ else ""
+SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))
+INSERT = os.environ.get("BARE_NO_INSERT") != "1"
 
-app = Flask(__name__)
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
 _local = threading.local()
 
@@ -111,12 +115,17 @@ class _Group:
 _GROUP = _Group() if os.environ.get("BARE_GROUP_COMMIT") == "1" else None
 
 
-@app.post("/api/events")
-def events():
-    body = json.loads(request.get_data())
-    rows = [row(event) for event in (body if isinstance(body, list) else [body])]
-    if _GROUP is not None and len(rows) == 1:
-        _GROUP.write(rows)
-    else:
-        _insert(rows)
-    return "", 204
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """POST /api/events; anything else (the bench's start-up probe) is a 404."""
+    if environ["REQUEST_METHOD"] != "POST" or environ["PATH_INFO"] != "/api/events":
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return []
+    body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+    if INSERT:
+        rows = [row(event) for event in (body if isinstance(body, list) else [body])]
+        if _GROUP is not None and len(rows) == 1:
+            _GROUP.write(rows)
+        else:
+            _insert(rows)
+    start_response("204 No Content", [])  # no body, so no length
+    return []

@@ -12,9 +12,10 @@ parses the JSON; 50-event batches against bare psycopg `executemany` of the same
 comparison, the bare one-statement JSON insert the app itself uses). `/api/events` also runs with
 group commit off (INGEST_GROUP_COMMIT=0; it is on by default), and once paced at 80 % of its maximum
 rate, for the p99 there (the pacing is calibrated: `paced_delay`). The floor of that p99 is measured
-the same way: the bare insert endpoint (bench/bare_insert_app.py: parse, INSERT, synchronous COMMIT,
-204), single events and batches, at its own maximum and then paced at 80 % of it; the bare Flask
-endpoint, single events, paced likewise.
+the same way: the bare insert endpoint (bench/bare_insert_app.py, a bare WSGI app: parse, INSERT,
+synchronous COMMIT, 204), single events and batches, at its own maximum and then paced at 80 % of
+it; the bare Flask endpoint, single events, paced likewise. The bare insert is the floor of the
+single-event ratios too, and the same app parsing only shows gunicorn's HTTP cost without Flask.
 Then it checks that the database holds at least every event answered 2xx, per source. Our app
 runs as under `make run`, with its rollup triggers and refresher, each run from an empty queue;
 the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and batches,
@@ -292,6 +293,8 @@ def cases(public_id: str, site_id: int) -> list[Case]:
     return [
         Case("bare Flask, 1 event", bare, "/api/events", single, paced=True),
         Case("bare Flask, 50-event batch", bare, "/api/events", batch, BATCH),
+        Case("bare WSGI, 1 event, parse only", BARE_INSERT, "/api/events", single,
+             env={"BARE_NO_INSERT": "1"}),
         Case("bare insert, 1 event", BARE_INSERT, "/api/events", single, source="bare",
              env=site, paced=True),
         Case("bare insert, 1 event, group commit", BARE_INSERT, "/api/events", single,

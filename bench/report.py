@@ -34,11 +34,12 @@ class Table:
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
 
-    def target(self, what: str, met: bool) -> str:
-        """Record a target's outcome; return the cell that shows it."""
+    def target(self, what: str, met: bool, out_of_reach: bool = False) -> str:
+        """Record a target's outcome; return the cell that shows it. `out_of_reach`: missed,
+        and the floor measured beside it (the least any implementation must do) misses it too."""
         if not met:
-            self.missed.append(what)
-        return mark(met)
+            self.missed.append(what + (" (out of reach: its floor misses it too)" * out_of_reach))
+        return mark(met) + (" (out of reach: its floor misses it too)" * (out_of_reach and not met))
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]

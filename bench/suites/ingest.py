@@ -1,7 +1,9 @@
 """Ingest throughput and latency of every ingest endpoint (bench/ingest.py) against same-run
 baselines, in a gunicorn configuration given on the command line; and the rollup lag meanwhile
 (bench/freshness.py): at most 60 s under a steady load. The p99 target at 80 % of the maximum rate
-is shown next to its floor: the bare insert endpoint paced at 80 % of its own maximum."""
+is shown next to its floor: the bare insert endpoint paced at 80 % of its own maximum. The bare
+insert (bench/bare_insert_app.py: a bare WSGI app that parses, INSERTs and commits, nothing else)
+is the floor of the single-event ratios too: a target it misses is marked out of reach."""
 
 from __future__ import annotations
 
@@ -48,8 +50,11 @@ def run(args: argparse.Namespace) -> list[Table]:
         target = "-"
         goal = _target(case)
         if goal is not None and against:
-            target = f">= {goal}x: " + table.target(case.label, against[0] >= goal)
-            if against[0] < goal and case.per == 1:
+            met = against[0] >= goal
+            reach = _floor_ratio(found) if case.per == 1 else None
+            out = not met and reach is not None and reach < goal
+            target = f">= {goal}x: " + table.target(case.label, met, out)
+            if not met and reach is not None:
                 target += _reach(found)
         table.add(
             case.label,
@@ -67,10 +72,11 @@ def run(args: argparse.Namespace) -> list[Table]:
         share = run_.rate / (target_rate / ingest.PACED)
         ratio, target = "-", "-"
         if case.module == "wsgi:app":
-            target = f"p99 < {P99_TARGET * 1000:.0f} ms: " + table.target(
-                f"p99 at 80 % of max, {label}", run_.p99 < P99_TARGET
-            )
             floor = ingest.floor(found, case)
+            out = floor is not None and floor[1].p99 >= P99_TARGET
+            target = f"p99 < {P99_TARGET * 1000:.0f} ms: " + table.target(
+                f"p99 at 80 % of max, {label}", run_.p99 < P99_TARGET, out
+            )
             if floor:
                 ratio = f"p99 {run_.p99 / floor[1].p99:.1f}x floor"
                 target += f"; floor (bare insert at 80 % of its max) p99 {_ms(floor[1].p99)} ms"
@@ -120,10 +126,19 @@ def run(args: argparse.Namespace) -> list[Table]:
 FLOORS = ("bare insert, 1 event", "bare insert, 1 event, group commit")
 
 
+def _floor_ratio(found: dict) -> float | None:
+    """The best single-event ratio to bare Flask of the bare insert, a commit per request or
+    grouped: parse, INSERT and a synchronous commit with nothing else, in a bare WSGI app (our
+    ingest path does all that and more, and skips Flask too), so the most any ingest that
+    stores before answering reaches in this configuration."""
+    results = found["results"]
+    flask = results.get("bare Flask, 1 event")
+    rates = [results[label].rate for label in FLOORS if label in results]
+    return max(rates) / flask.rate if flask and rates else None
+
+
 def _reach(found: dict) -> str:
-    """The bare insert's ratios beside a missed single-event target: what parse, INSERT and a
-    synchronous commit cost here with nothing else (in Flask, which our direct path skips: so
-    not a bound, ours has run faster than it)."""
+    """The bare insert's ratios beside a missed single-event target."""
     results = found["results"]
     flask = results["bare Flask, 1 event"].rate
     shown = [
@@ -143,7 +158,14 @@ def _commit_note(found: dict) -> str:
     ours = results["/api/events, 1 event"].rate
     alone = results["/api/events, 1 event, group commit off"].rate
     grouped = results["bare insert, 1 event, group commit"].rate
-    return (
+    parse = results.get("bare WSGI, 1 event, parse only")
+    http = (
+        f"The bare WSGI app that only parses (gunicorn's HTTP handling without Flask) ran at "
+        f"{parse.rate / flask:.2f}x bare Flask. "
+        if parse
+        else ""
+    )
+    return http + (
         f"A commit per request: the bare insert's single events ran at {bare / flask:.2f}x bare "
         f"Flask; /api/events without group commit at {alone / flask:.2f}x, {alone / bare:.2f}x "
         f"the bare insert. With group commit (the default: a commit per group of concurrent "
@@ -171,9 +193,9 @@ def _floor_note(found: dict) -> str:
             f"{ours.p99 / floor[1].p99:.1f}x"
         )
     return (
-        f"p99 floor (the bare insert: parse the JSON, INSERT into `events` on a plain psycopg "
-        f"connection, one row by execute, a batch by one statement over a JSON array, "
-        f"synchronous COMMIT, 204; "
+        f"p99 floor (the bare insert, a bare WSGI app: parse the JSON, INSERT into `events` on "
+        f"a plain psycopg connection, one row by execute, a batch by one statement over a JSON "
+        f"array, synchronous COMMIT, 204; "
         f"same gunicorn, paced at "
         f"{ingest.PACED * 100:.0f} % of its own maximum) against {P99_TARGET * 1000:.0f} ms. "
         + "; ".join(parts)
