@@ -83,6 +83,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--ingest-worker-class", default="gthread", help="ingest: gunicorn worker class"
     )
     parser.add_argument(
+        "--ingest-cases",
+        choices=["all", "targets"],
+        default="all",
+        help="ingest: every case, or only those with a target and their baselines (CI's)",
+    )
+    parser.add_argument(
         "--soak-seconds", type=int, default=600, help="soak: seconds at 80 %% of the maximum rate"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
