@@ -17,6 +17,9 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[max(math.ceil(pct / 100 * len(ordered)) - 1, 0)]
 
 
+OUT_OF_REACH = " (out of reach: its floor misses it too)"
+
+
 def mark(met: bool) -> str:
     return "met" if met else "**missed**"
 
@@ -37,9 +40,10 @@ class Table:
     def target(self, what: str, met: bool, out_of_reach: bool = False) -> str:
         """Record a target's outcome; return the cell that shows it. `out_of_reach`: missed,
         and the floor measured beside it (the least any implementation must do) misses it too."""
+        beyond = OUT_OF_REACH if out_of_reach and not met else ""
         if not met:
-            self.missed.append(what + (" (out of reach: its floor misses it too)" * out_of_reach))
-        return mark(met) + (" (out of reach: its floor misses it too)" * (out_of_reach and not met))
+            self.missed.append(what + beyond)
+        return mark(met) + beyond
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]
