@@ -31,8 +31,8 @@ from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row,
 from bench.database import libpq_url
 
 SQL = _SQL["postgresql"]  # the positional INSERT of bench/ingest.py's bare executemany
-URL = libpq_url(os.environ["DATABASE_URL"]) if "DATABASE_URL" in os.environ else ""
-SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))
+URL = libpq_url(os.environ["DATABASE_URL"])
+SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))  # unset when it only parses
 INSERT = os.environ.get("BARE_NO_INSERT") != "1"
 
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
