@@ -255,20 +255,6 @@ def _setup(url: str, env: dict[str, str]) -> tuple[str, int]:
     return public_id, site_id
 
 
-def drain(env: dict[str, str]) -> None:
-    """Refresh what earlier runs left queued, before our app's server starts, so that `settle`
-    finds the queue empty. (Waiting for the server's own refresher instead cost 10-14 s a run:
-    its first round comes ROLLUP_INTERVAL after it starts.) Should the lease still be held,
-    `settle` waits for the server's refresher as before."""
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "rollups", "refresh"],
-        cwd=ROOT,
-        env=env,
-        check=False,
-        capture_output=True,
-    )
-
-
 def cases(public_id: str, site_id: int) -> list[Case]:
     event = {
         "site": public_id,
@@ -385,8 +371,6 @@ def measure(
 
     def one(case: Case, pace: float | None = None) -> Run:
         """One run of `case` on a fresh server: at its maximum, or paced at `pace` requests/s."""
-        if case.module == "wsgi:app":
-            drain(env)
         proc, base = serve(case.module, env | case.env, server.workers, server.threads,
                            server.worker_class)  # fmt: skip
         try:
