@@ -120,8 +120,9 @@ def _run(app: Flask, stop_event: threading.Event) -> None:
     """The rounds in this thread (ROLLUP_PROCESS=0)."""
     name_native_thread(b"rollup-refresh")
     interval = float(app.config["ROLLUP_INTERVAL"])
-    while not stop_event.wait(interval):
+    while not stop_event.is_set():  # the first round at once, as in the child (process.py)
         refresh_round(app)
+        stop_event.wait(interval)
 
 
 def _child_environment(app: Flask, holder: str) -> dict[str, str]:

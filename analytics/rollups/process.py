@@ -69,8 +69,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s rollup-refresh %(message)s")
     interval = float(app.config["ROLLUP_INTERVAL"])
     try:
-        while not stop.wait(interval) and os.getppid() == parent:
+        # The first round at once: what was queued before a restart (a deploy, a crashed
+        # worker) is counted now, not an interval later.
+        while not stop.is_set() and os.getppid() == parent:
             refresh_round(app, stopping=stop.is_set)
+            if stop.wait(interval):
+                break
     finally:
         release_on_exit(app)
 
