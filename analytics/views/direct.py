@@ -42,7 +42,11 @@ class DirectIngest:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
         if handler is None or environ.get("REQUEST_METHOD") != "POST":
             return self.wrapped(environ, start_response)
-        return self.answer(handler, Request(environ))(environ, start_response)
+        response = self.answer(handler, Request(environ))
+        # A complete JSON body with its length: handed to the server as it is, without the
+        # generic WSGI steps of a werkzeug response (header fix-ups, a closing iterator).
+        start_response(response.status, response.headers.to_wsgi_list())
+        return [response.get_data()]
 
     def answer(self, handler: Handler, request: Request) -> Response:
         app = self.app
