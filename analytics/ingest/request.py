@@ -25,12 +25,13 @@ class RequestMeta:
 
     @classmethod
     def from_request(cls, request: Request) -> RequestMeta:
-        headers = request.headers
+        # Read from the WSGI environ itself: werkzeug's header view rebuilds each key per read.
+        environ = request.environ
         return cls(
-            ip=request.remote_addr,
-            user_agent=headers.get("User-Agent"),
-            origin=headers.get("Origin"),
-            opted_out=headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1",
+            ip=environ.get("REMOTE_ADDR"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            origin=environ.get("HTTP_ORIGIN"),
+            opted_out=environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1",
         )
 
 
