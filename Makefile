@@ -10,10 +10,11 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 # Test processes (pytest-xdist, one test module per process): the suite waits on servers,
-# browsers and PostgreSQL much of the time, so two processes on two cores take 11 minutes
-# where one took 21. Tests marked `serial` (their assertions are latencies) run afterwards,
-# alone; exit status 5 is pytest's "no test selected". PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 2
+# browsers and PostgreSQL much of the time, so more processes than cores pay. On two cores, one
+# process took 21 minutes, two 11 (12-14 in CI), three 9.5 (2026-12-03). Tests marked `serial`
+# (their assertions are latencies) run afterwards, alone; exit status 5 is pytest's "no test
+# selected". PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 3
 BENCH_ARGS ?=
 
 .PHONY: run test lint bench soak fuzz lock audit clean
