@@ -31,8 +31,9 @@ def normalise_database_url(url: str) -> str:
 def pool_size(env: Any) -> int:
     """Connections each process keeps open: one per request thread (GUNICORN_THREADS, which
     gunicorn.conf.py sets from the worker's real thread count) and two for the refresher's
-    supervisor and a spare. A smaller pool than the threads closed a connection after every
-    request past it and opened a new one (a server process each) for the next."""
+    supervisor and a spare. The group writer keeps one more, of its own, outside the pool. A
+    smaller pool than the threads closed a connection after every request past it and opened a
+    new one (a server process each) for the next."""
     if env.get("DATABASE_POOL_SIZE"):
         return int(env["DATABASE_POOL_SIZE"])
     return max(5, int(env.get("GUNICORN_THREADS") or 4) + 2)

@@ -222,8 +222,9 @@ class GroupWriter:
 
     There is one write in flight at most, so the writer keeps one connection of its own, in
     autocommit, out of the pool: a pool checkout and checkin per write, and switching autocommit
-    on and off, were a tenth of a single event's CPU in the process (`make bench`, README). It is
-    closed when the engine is disposed, and replaced when a write finds it dead.
+    on and off, were 13 % of a single event's instructions in the process (`python -m bench
+    instructions`, README). It is closed when the engine is disposed, and replaced when a write
+    finds it dead.
     """
 
     def __init__(self, engine: Engine) -> None:
