@@ -256,15 +256,20 @@ def _setup(url: str, env: dict[str, str]) -> tuple[str, int]:
     return public_id, site_id
 
 
-def cases(public_id: str, site_id: int) -> list[Case]:
-    event = {
+def single_event(public_id: str, session: str = "bench-SEQ") -> dict[str, Any]:
+    """The tracker event every single-event case posts (bench/instructions.py too)."""
+    return {
         "site": public_id,
         "name": "pageview",
         "url": "https://bench.example/a?utm_source=x",
         "referrer": "https://ref.example/",
-        "session": "bench-SEQ",  # a visit per request (and a visitor: see `wrk`)
+        "session": session,  # a visit per request (and a visitor: see `wrk`)
         "screen": 1280,
     }
+
+
+def cases(public_id: str, site_id: int) -> list[Case]:
+    event = single_event(public_id)
     single, batch = json.dumps(event), json.dumps([event] * BATCH)
     alone = {"INGEST_GROUP_COMMIT": "0"}  # the default is on: the comparison turns it off
     benefit = {

@@ -38,7 +38,6 @@ if str(ROOT) not in sys.path:
 
 APPS = ("bare", "floor", "ours")
 WARM = 50  # requests before either count: imports, caches, the pool, prepared statements
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
 
 
 def _wsgi(name: str) -> Callable[..., Any]:
@@ -59,6 +58,8 @@ def _wsgi(name: str) -> Callable[..., Any]:
 def drive(name: str, requests: int) -> None:
     """Post `requests` single events (after WARM more) to one app, in this process."""
     app = _wsgi(name)
+    from bench.ingest import UA, single_event
+
     public_id = os.environ.get("BENCH_PUBLIC_ID", "bench")
     numbers = itertools.count()
     answers: list[str] = []
@@ -68,16 +69,7 @@ def drive(name: str, requests: int) -> None:
 
     for _ in range(WARM + requests):
         n = next(numbers)
-        body = json.dumps(
-            {
-                "site": public_id,
-                "name": "pageview",
-                "url": "https://bench.example/a?utm_source=x",
-                "referrer": "https://ref.example/",
-                "session": f"bench-{n}",
-                "screen": 1280,
-            }
-        ).encode()
+        body = json.dumps(single_event(public_id, f"bench-{n}")).encode()
         environ = {
             "REQUEST_METHOD": "POST",
             "PATH_INFO": "/api/events",

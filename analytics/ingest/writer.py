@@ -160,10 +160,15 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     return conn.exec_driver_sql(_SQL["sqlite"], params if len(params) > 1 else params[0]).rowcount
 
 
-def _statement(rows: list[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+def _execute(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> set[Any]:
+    """The one statement for `rows` on an autocommit connection; return the ids it stored."""
     if len(rows) == 1:
-        return ONE_ROW_SQL, _postgres_params(rows[0])
-    return ROWS_SQL, (rows_json(rows),)
+        sql, params = ONE_ROW_SQL, _postgres_params(rows[0])
+    else:
+        sql, params = ROWS_SQL, (rows_json(rows),)
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return {found[0] for found in cur.fetchall()}
 
 
 def _insert_returning(engine: Engine, rows: list[dict[str, Any]]) -> set[Any]:
@@ -172,7 +177,6 @@ def _insert_returning(engine: Engine, rows: list[dict[str, Any]]) -> set[Any]:
     A connection found dead (the database restarted since it was pooled) is replaced and the
     write retried once: the statement is atomic, so a failed attempt stored nothing.
     """
-    sql, params = _statement(rows)
     for attempt in (1, 2):
         try:
             pooled = engine.raw_connection()
@@ -181,9 +185,7 @@ def _insert_returning(engine: Engine, rows: list[dict[str, Any]]) -> set[Any]:
         conn: psycopg.Connection = pooled.driver_connection
         try:
             conn.autocommit = True  # one statement: its own transaction, no BEGIN/COMMIT trips
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                new = {found[0] for found in cur.fetchall()}
+            new = _execute(conn, rows)
             conn.autocommit = False  # as SQLAlchemy expects it back in the pool
             pooled.close()
             return new
@@ -271,13 +273,10 @@ class GroupWriter:
         """The group's one statement on the writer's connection; return the new ids. A dead
         connection (the database restarted) is replaced and the write retried once: the
         statement is atomic, so a failed attempt stored nothing."""
-        sql, params = _statement(rows)
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                with conn.cursor() as cur:
-                    cur.execute(sql, params)
-                    return {found[0] for found in cur.fetchall()}
+                return _execute(conn, rows)
             except psycopg.Error as exc:
                 self._forget()  # whatever its state, the next write starts on a new one
                 if attempt == 1 and isinstance(exc, psycopg.OperationalError):
