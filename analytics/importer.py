@@ -36,7 +36,7 @@ from .ingest.legacy.collector import CollectorEvent, event_from
 from .ingest.legacy.site import legacy_site_id
 from .ingest.legacy.track import TrackIn, parse_track_time, track_row
 from .ingest.native import event_fields
-from .ingest.payload import depth, parse_json, scrub
+from .ingest.payload import depth, parse_clean
 from .ingest.schema import EventIn
 from .ingest.writer import EVENT_COLUMNS, event_row, insert_events, record_errors
 from .models import Site, utcnow
@@ -98,7 +98,7 @@ def _json_items(fh: IO[bytes], progress: Progress) -> Iterator[Item]:
         if not text:
             continue
         try:
-            yield Item(number, text, data=scrub(parse_json(text)))
+            yield Item(number, text, data=parse_clean(text))
         except ValueError as exc:
             yield Item(number, text, error=f"not valid JSON: {exc}")
 
@@ -216,7 +216,7 @@ def _recorder(item: Item, site_id: int, now: dt.datetime) -> dict[str, Any]:
 
 def _json_field(record: dict[str, str], name: str) -> Any:
     try:
-        return scrub(parse_json(record.get(name) or ""))
+        return parse_clean(record.get(name) or "")
     except ValueError as exc:
         raise Rejected(f"{name} is not valid JSON: {exc}") from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from ..models import utcnow
 from ..throttle import ingest_allowed
 from .country import country_of
-from .payload import field_errors, parse_json, scrub
+from .payload import field_errors, parse_clean
 from .request import RequestMeta
 from .schema import EventIn
 from .sites import SiteRef, find_site
@@ -40,18 +41,23 @@ def describe(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": loc, "message": msg} for loc, msg in field_errors(exc)]
 
 
-def page_fields(event: EventIn) -> dict[str, Any]:
-    """Keep the path and utm_* of a URL; drop its query otherwise (it may hold personal data)."""
-    fields: dict[str, Any] = {"path": event.path}
-    if event.url:
-        parts = urlsplit(event.url)
+@lru_cache(maxsize=1024)  # a batch repeats its page, and a site its popular pages
+def page_fields(url: str | None, path: str | None, referrer: str | None) -> dict[str, Any]:
+    """Keep the path and utm_* of a URL; drop its query otherwise (it may hold personal data).
+
+    The dict is shared by every caller of the same page: copy it, never change it.
+    """
+    fields: dict[str, Any] = {"path": path}
+    if url:
+        parts = urlsplit(url)
         fields["path"] = (parts.path or "/")[:1024]
-        query = parse_qs(parts.query)
-        for key in ("utm_source", "utm_medium", "utm_campaign"):
-            if key in query:
-                fields[key] = query[key][0][:100]
-    if event.referrer:
-        ref = urlsplit(event.referrer)
+        if "utm_" in parts.query:  # parsed only when it can hold them (most URLs do not)
+            query = parse_qs(parts.query)
+            for key in ("utm_source", "utm_medium", "utm_campaign"):
+                if key in query:
+                    fields[key] = query[key][0][:100]
+    if referrer:
+        ref = urlsplit(referrer)
         fields["referrer"] = f"{ref.scheme}://{ref.netloc}{ref.path}"[:1024] if ref.netloc else None
     return fields
 
@@ -73,7 +79,7 @@ def event_fields(event: EventIn) -> dict[str, Any]:
         "list_size": item.list_size if item else None,
         "dedupe_key": event.eid,
         "props": props or None,
-        **page_fields(event),
+        **page_fields(event.url, event.path, event.referrer),
     }
 
 
@@ -100,17 +106,21 @@ def _row(
 
 
 def _check(
-    item: Any, meta: RequestMeta, context: dict[str, Any]
+    item: Any, meta: RequestMeta, context: dict[str, Any], sites: dict[str, SiteRef | None]
 ) -> tuple[EventIn | None, SiteRef | None, list[dict[str, str]]]:
     """Validate one item: (event, its site, []) when it may be stored, else the problems.
 
+    `sites` holds the sites this request has looked up (a batch names the same one throughout).
     A refused Origin is reported on the field "origin" (the request header at fault).
     """
     try:
         event = EventIn.model_validate(item, context=context)
     except ValidationError as exc:
         return None, None, describe(exc)
-    site = find_site(current_app, event.site)
+    if event.site in sites:
+        site = sites[event.site]
+    else:
+        site = sites[event.site] = find_site(current_app, event.site)
     if site is None:
         return event, None, [{"field": "site", "message": f"unknown site id {event.site!r}"}]
     if not site.allows_origin(meta.origin):
@@ -157,7 +167,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
             allow_origin=True,
         )
     try:
-        data = scrub(parse_json(body))
+        data = parse_clean(body)
     except ValueError as exc:
         reason = f"body is not valid JSON: {exc}"
         record_errors([error_row(ENDPOINT, reason, raw=body)])
@@ -185,9 +195,10 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     errors: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     visitors: dict[int, str] = {}  # one hash per site in a request, not one per event
+    sites: dict[str, SiteRef | None] = {}
     country = country_of(current_app, meta.ip) if items else None  # once per request too
     for index, item in enumerate(items):
-        event, site, problems = _check(item, meta, context)
+        event, site, problems = _check(item, meta, context, sites)
         if not problems:
             visitor = visitors.get(site.id)
             if visitor is None:

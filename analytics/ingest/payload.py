@@ -6,6 +6,7 @@ refuses (PostgreSQL rejects NUL in text and JSON; no driver encodes a lone surro
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import math
@@ -86,6 +87,38 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def _finite(text: str) -> float | str:
+    """A JSON number as `scrub` leaves it: a float, or the text of one too large for a float."""
+    value = float(text)
+    return value if math.isfinite(value) else str(value)
+
+
+def parse_clean(body: bytes | str) -> Any:
+    """`scrub(parse_json(body))`, without the walk over every value when the text cannot hold
+    what `scrub` replaces: it took a quarter of a 50-event batch's CPU in the process.
+
+    NUL and lone surrogates reach a parsed value only through a `\\u` escape (strict JSON refuses
+    a raw control character in a string) or, in bytes, through a raw surrogate's UTF-8 form,
+    which a strict decode refuses; a number too large for a float is caught as it is parsed.
+    Anything else (a BOM, UTF-16, a non-ASCII str) takes the walk.
+    """
+    if isinstance(body, bytes):
+        if b"\\u" in body or b"\x00" in body or body.startswith(codecs.BOM_UTF8):
+            return scrub(parse_json(body))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return scrub(parse_json(body))
+    elif "\\u" in body or not body.isascii():
+        return scrub(parse_json(body))
+    else:
+        text = body
+    try:
+        return json.loads(text, parse_constant=_no_constants, parse_float=_finite)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def scrub(value: Any) -> Any:

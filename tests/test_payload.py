@@ -1,0 +1,93 @@
+"""`parse_clean` skips `scrub`'s walk when a body cannot need it: it must give the very value
+`scrub(parse_json(body))` gives, or the same error, for any body at all."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.ingest.payload import parse_clean, parse_json, scrub
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30")) * 10  # pure functions: cheap cases
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+
+
+def reference(body: bytes | str) -> tuple[str, Any]:
+    try:
+        return "value", scrub(parse_json(body))
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+def fast(body: bytes | str) -> tuple[str, Any]:
+    try:
+        return "value", parse_clean(body)
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+def same(body: bytes | str) -> None:
+    expected, found = reference(body), fast(body)
+    assert found == expected
+    # == cannot tell 1 from 1.0 or True: compare the types as JSON writes them too
+    if expected[0] == "value":
+        assert json.dumps(found[1]) == json.dumps(expected[1])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "pageview", "age": 12.5, "eid": "1e4f9a"}',
+        b'{"a": "nul \\u0000 here"}',  # escaped NUL: the walk replaces it
+        b'{"a": "\\ud800"}',  # a lone surrogate, escaped
+        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate as raw bytes
+        b'{"\\u0000": 1}',  # in a key
+        b'{"a": 1e999, "b": -1e999, "c": [1E400]}',  # too large for a float
+        b'{"a": ' + b"9" * 400 + b".0}",
+        b'{"a": 123456789012345678901234567890}',  # a large int stays an int
+        codecs.BOM_UTF8 + b'{"a": 1}',
+        '{"a": "é"}'.encode("utf-16"),
+        '{"a": "é"}'.encode(),
+        b'{"a": "raw \x00 nul"}',
+        b'{"a": NaN}',
+        b"[" * 5000 + b"]" * 5000,
+        b"\xff\xfe\xfd",
+        b"",
+        '{"a": "\\ud83d\\ude00"}',  # a str, with a valid pair of escapes
+        '{"a": "\udc80"}',  # a str holding a lone surrogate itself
+        '{"a": 1e999}',
+    ],
+)
+def test_known_bodies(body: bytes | str) -> None:
+    same(body)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@SETTINGS
+@given(json_values, st.booleans())
+def test_any_json_value(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)  # infinities as Infinity: refused by both
+    same(text)
+    same(text.encode("utf-8", "surrogatepass"))
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_any_bytes(body: bytes) -> None:
+    same(body)
