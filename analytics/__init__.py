@@ -71,13 +71,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     rollup_refresher.init_app(app)
 
-    from .views.direct import DirectIngest
-
-    app.wsgi_app = DirectIngest(app, app.wsgi_app)  # type: ignore[method-assign]
     proxies = app.config["PROXY_COUNT"]
     if proxies:
         # Behind N reverse proxies, take the client address from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    from .views.direct import DirectIngest
+
+    # Outermost: the ingest POSTs skip even ProxyFix (it reads the address itself).
+    app.wsgi_app = DirectIngest(app, app.wsgi_app, proxies)  # type: ignore[method-assign]
 
     from .errors import register_error_handlers
 

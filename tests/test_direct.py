@@ -3,21 +3,25 @@ request machinery, and failures mapped to the same JSON as the Flask error handl
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Request
 
+from analytics.ingest.request import BodyTooLarge, forwarded_for, read_body
 from analytics.ingest.writer import StoreFailed
 from analytics.views.direct import DirectIngest
 
 
 def direct(app: Flask) -> DirectIngest:
-    wsgi = app.wsgi_app
-    while not isinstance(wsgi, DirectIngest):
-        wsgi = wsgi.app  # ProxyFix, when PROXY_COUNT is set
-    return wsgi
+    assert isinstance(app.wsgi_app, DirectIngest)  # outermost, even with ProxyFix
+    return app.wsgi_app
 
 
 def test_every_ingest_post_and_only_those_are_served_directly(app):
@@ -75,3 +79,54 @@ def test_a_failing_handler_answers_json_not_a_traceback(
     assert message in res.json["error"]
     assert res.headers.get("Retry-After") == ("5" if status == 503 else None)
     assert any("/track" in r.getMessage() for r in caplog.records)
+
+
+addresses = st.sampled_from(
+    ["203.0.113.7", "10.0.0.1", "2001:db8::1", "", " ", "unknown", '"x, y"']
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(addresses, max_size=5), st.integers(min_value=1, max_value=4), st.booleans())
+def test_the_direct_path_takes_the_address_proxyfix_takes(hops, proxies, with_header):
+    """`forwarded_for` (the direct path) and ProxyFix (every other path) agree on any header."""
+    environ = {"REMOTE_ADDR": "192.0.2.1"}
+    if with_header:
+        environ["HTTP_X_FORWARDED_FOR"] = ", ".join(hops)
+    seen: dict[str, str] = {}
+    ProxyFix(lambda env, start: seen.update(addr=env["REMOTE_ADDR"]), x_for=proxies)(
+        dict(environ), None
+    )
+    assert forwarded_for(environ, proxies) == seen["addr"]
+
+
+@pytest.mark.parametrize(
+    "headers, body, terminated",
+    [
+        ({"CONTENT_LENGTH": "5"}, b"hello", False),
+        ({"CONTENT_LENGTH": "3"}, b"hello", False),  # no further than the declared length
+        ({}, b"hello", False),  # no length and a server that does not end the stream: nothing
+        ({}, b"hello", True),  # gunicorn ends it (and takes chunked bodies)
+        ({"HTTP_TRANSFER_ENCODING": "chunked"}, b"hello", True),
+        ({"CONTENT_LENGTH": "x"}, b"hello", False),  # an invalid length counts as 0
+        ({"CONTENT_LENGTH": "-4"}, b"hello", False),
+    ],
+)
+def test_bodies_are_read_as_a_werkzeug_request_reads_them(headers, body, terminated):
+    def environ() -> dict:
+        env = {"wsgi.input": io.BytesIO(body), **headers}
+        if terminated:
+            env["wsgi.input_terminated"] = True
+        return env
+
+    assert read_body(environ(), 100) == Request(environ()).get_data()
+
+
+def test_a_body_over_the_limit_is_refused_by_its_length_or_by_what_arrives():
+    with pytest.raises(BodyTooLarge) as declared:
+        read_body({"wsgi.input": io.BytesIO(b"x" * 50), "CONTENT_LENGTH": "50"}, 10)
+    assert declared.value.size == 50
+    stream = {"wsgi.input": io.BytesIO(b"x" * 50), "wsgi.input_terminated": True}
+    with pytest.raises(BodyTooLarge) as streamed:
+        read_body(stream, 10)
+    assert streamed.value.size == 11  # what was read: no further than the limit and one byte

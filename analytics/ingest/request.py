@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from werkzeug.wrappers import Request
+from werkzeug.http import parse_list_header
+from werkzeug.sansio.utils import get_content_length
 
 
 class BodyTooLarge(Exception):
@@ -24,9 +26,7 @@ class RequestMeta:
     opted_out: bool  # Do-Not-Track or Global Privacy Control
 
     @classmethod
-    def from_request(cls, request: Request) -> RequestMeta:
-        # Read from the WSGI environ itself: werkzeug's header view rebuilds each key per read.
-        environ = request.environ
+    def from_environ(cls, environ: dict[str, Any]) -> RequestMeta:
         return cls(
             ip=environ.get("REMOTE_ADDR"),
             user_agent=environ.get("HTTP_USER_AGENT"),
@@ -35,12 +35,36 @@ class RequestMeta:
         )
 
 
-def read_body(request: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes of body, or raise BodyTooLarge without reading the rest."""
-    declared = request.content_length
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """Read at most `limit` bytes of body, or raise BodyTooLarge without reading the rest.
+
+    From the WSGI stream itself, as werkzeug's request would give it: a server that ends the
+    stream itself (`wsgi.input_terminated`: gunicorn, which also takes chunked bodies) is read
+    as it is; otherwise no more than the declared length, and nothing without one.
+    """
+    declared = get_content_length(
+        environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
+    )
     if declared is not None and declared > limit:
         raise BodyTooLarge(declared, limit)
-    data = request.stream.read(limit + 1)
+    stream = environ["wsgi.input"]
+    if "wsgi.input_terminated" in environ:
+        data = stream.read(limit + 1)
+    elif declared is None:
+        return b""
+    else:
+        data = stream.read(declared)
     if len(data) > limit:
         raise BodyTooLarge(declared or len(data), limit)
     return data
+
+
+def forwarded_for(environ: dict[str, Any], proxies: int) -> str | None:
+    """The client's address behind `proxies` reverse proxies, as werkzeug's ProxyFix(x_for=)
+    takes it: the `proxies`-th address from the end of X-Forwarded-For, else REMOTE_ADDR."""
+    header = environ.get("HTTP_X_FORWARDED_FOR")
+    if header:
+        values = parse_list_header(header)
+        if len(values) >= proxies and values[-proxies]:
+            return values[-proxies]
+    return environ.get("REMOTE_ADDR")

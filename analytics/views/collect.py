@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.wrappers import Request
 
 from ..ingest import native
 from ..ingest.request import BodyTooLarge, RequestMeta, read_body
 from ..ingest.writer import record_error
 from ..tracker import tracker_build
+from .answer import Answer
 
 bp = Blueprint("collect", __name__)
 
 
-def _cors(response: Response, origin: str | None) -> Response:
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
+def _allow(origin: str | None) -> list[tuple[str, str]]:
+    """The headers that let a page on `origin` read the answer."""
+    return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] if origin else []
 
 
 @bp.route("/api/events", methods=["OPTIONS"])
@@ -29,37 +27,33 @@ def events_preflight() -> Response:
     response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     response.headers["Access-Control-Max-Age"] = "86400"
-    return _cors(response, request.headers.get("Origin"))
+    response.headers.extend(_allow(request.headers.get("Origin")))
+    return response
 
 
 @bp.post("/api/events")
 def events() -> Response:
-    return post_events(request)
+    return post_events(request.environ).response()
 
 
-def post_events(req: Request) -> Response:
+def post_events(environ: dict[str, Any]) -> Answer:
     """Store one event or a batch; 202 once committed, 4xx naming each bad field."""
-    meta = RequestMeta.from_request(req)
+    meta = RequestMeta.from_environ(environ)
     try:
-        body = read_body(req, current_app.config["MAX_BODY_BYTES"])
+        body = read_body(environ, current_app.config["MAX_BODY_BYTES"])
     except BodyTooLarge as exc:
         record_error(native.ENDPOINT, str(exc), body_size=exc.size)
-        response = Response(json.dumps({"error": str(exc)}), 413, mimetype="application/json")
-        return _cors(response, meta.origin)
+        return Answer.json(413, {"error": str(exc)}, _allow(meta.origin))
     outcome = native.ingest(body, meta)
-    # The hottest path of the app: json.dumps straight into a Response (not Flask's provider),
-    # its headers given whole (each one set apart is parsed and checked again).
     headers: list[tuple[str, str]] = []
     if outcome.retry_after is not None:
         headers += [
             ("Retry-After", str(outcome.retry_after)),
             ("Access-Control-Expose-Headers", "Retry-After"),
         ]
-    if outcome.allow_origin and meta.origin:
-        headers += [("Access-Control-Allow-Origin", meta.origin), ("Vary", "Origin")]
-    return Response(
-        json.dumps(outcome.body), outcome.status, headers, content_type="application/json"
-    )
+    if outcome.allow_origin:
+        headers += _allow(meta.origin)
+    return Answer.json(outcome.status, outcome.body, headers)
 
 
 @bp.get("/tracker.js")

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_host
 
 from ..ingest.legacy import Reply, benefits, collector, track
 from ..ingest.legacy.site import legacy_site_id
 from ..ingest.request import BodyTooLarge, read_body
 from ..openapi import EXTRA_OPERATIONS
 from ..stats import recorder
+from .answer import Answer
 
 bp = Blueprint("compat", __name__)
 
@@ -49,15 +50,24 @@ def _send(reply: Reply) -> Response:
     return response
 
 
+def _reply(reply: Reply, cors: list[tuple[str, str]]) -> Answer:
+    """A POST's reply as the direct path sends it (`views/answer.py`)."""
+    return Answer.json(reply.status, reply.body, [*reply.headers.items(), *cors])
+
+
 # --- benefits recorder ------------------------------------------------------------------------
 
 
-def _recorder_cors(response: Response) -> Response:
+def _recorder_allow() -> list[tuple[str, str]]:
     domain = current_app.config.get("CORS_DOMAIN") or ""
-    if domain:
-        response.headers["Access-Control-Allow-Origin"] = domain
-        if domain != "*":
-            response.headers["Vary"] = "Origin"
+    if not domain:
+        return []
+    allow = [("Access-Control-Allow-Origin", domain)]
+    return allow if domain == "*" else [*allow, ("Vary", "Origin")]
+
+
+def _recorder_cors(response: Response) -> Response:
+    response.headers.extend(_recorder_allow())
     return response
 
 
@@ -72,17 +82,19 @@ def recorder_preflight() -> Response:
 
 @route("/benefits", ["POST"])
 def benefits_post() -> Response:
-    return post_benefits(request)
+    return post_benefits(request.environ).response()
 
 
-def post_benefits(req: Request) -> Response:
+def post_benefits(environ: dict[str, Any]) -> Answer:
     """Store one record or a batch, all or nothing."""
     try:
-        body = read_body(req, benefits.MAX_BODY_BYTES)
+        body = read_body(environ, benefits.MAX_BODY_BYTES)
     except BodyTooLarge as exc:
-        return _recorder_cors(_send(benefits.too_large(current_app, exc.size)))
-    reply = benefits.record(current_app, body, req.content_type, req.remote_addr)
-    return _recorder_cors(_send(reply))
+        return _reply(benefits.too_large(current_app, exc.size), _recorder_allow())
+    reply = benefits.record(
+        current_app, body, environ.get("CONTENT_TYPE"), environ.get("REMOTE_ADDR")
+    )
+    return _reply(reply, _recorder_allow())
 
 
 @route("/benefits", ["GET"])
@@ -105,14 +117,12 @@ def statistics() -> Response:
 # --- Django collector -------------------------------------------------------------------------
 
 
-def _collector_cors(response: Response, req: Request) -> Response:
+def _collector_allow(origin: str | None) -> list[tuple[str, str]]:
     """Browsers on an allowed origin may read the answer (the old pages were same-origin)."""
-    origin = req.headers.get("Origin")
     patterns = current_app.config.get("COLLECTOR_ALLOWED_HOSTS") or ["*"]
     if origin and collector.allowed(patterns, collector.Caller(origin=origin, host=None)):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
+        return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    return []
 
 
 @route("/collector", ["OPTIONS"])
@@ -121,7 +131,8 @@ def collector_preflight() -> Response:
     response.headers["Access-Control-Allow-Methods"] = "POST"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     response.headers["Access-Control-Max-Age"] = "86400"
-    return _collector_cors(response, request)
+    response.headers.extend(_collector_allow(request.headers.get("Origin")))
+    return response
 
 
 @route("/collector", ["GET", "PUT", "PATCH", "DELETE"])
@@ -133,31 +144,35 @@ def collector_other() -> Response:
 
 @route("/collector", ["POST"])
 def collector_post() -> Response:
-    return post_collector(request)
+    return post_collector(request.environ).response()
 
 
-def post_collector(req: Request) -> Response:
+def post_collector(environ: dict[str, Any]) -> Answer:
     """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
     limit = current_app.config["MAX_BODY_BYTES"]
+    origin = environ.get("HTTP_ORIGIN")
     try:
-        body = read_body(req, limit)
+        body = read_body(environ, limit)
     except BodyTooLarge as exc:
-        return _collector_cors(_send(collector.too_large(current_app, exc.size, limit)), req)
+        reply = collector.too_large(current_app, exc.size, limit)
+        return _reply(reply, _collector_allow(origin))
     caller = collector.Caller(
-        origin=req.headers.get("Origin"),
-        host=req.host,
-        ip=req.remote_addr,
-        user_agent=req.headers.get("User-Agent"),
+        origin=origin,
+        host=get_host(environ),
+        ip=environ.get("REMOTE_ADDR"),
+        user_agent=environ.get("HTTP_USER_AGENT"),
     )
-    return _collector_cors(_send(collector.collect(current_app, body, caller)), req)
+    return _reply(collector.collect(current_app, body, caller), _collector_allow(origin))
 
 
 # --- FastAPI tracking demo ---------------------------------------------------------------------
 
 
+ANY_ORIGIN = [("Access-Control-Allow-Origin", "*")]  # as the old demo did, on this path only
+
+
 def _any_origin(response: Response) -> Response:
-    """The old demo allowed every origin; so do we, on this path only."""
-    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers.extend(ANY_ORIGIN)
     return response
 
 
@@ -174,18 +189,20 @@ def track_preflight() -> Response:
 
 @route("/track", ["POST"])
 def track_post() -> Response:
-    return post_track(request)
+    return post_track(request.environ).response()
 
 
-def post_track(req: Request) -> Response:
+def post_track(environ: dict[str, Any]) -> Answer:
     """`200 null` once stored; `422 {"detail": [...]}` naming each bad field."""
     limit = current_app.config["MAX_BODY_BYTES"]
     try:
-        body = read_body(req, limit)
+        body = read_body(environ, limit)
     except BodyTooLarge as exc:
-        return _any_origin(_send(track.too_large(current_app, exc.size, limit)))
-    reply = track.track(current_app, body, req.headers.get("User-Agent"), req.remote_addr)
-    return _any_origin(_send(reply))
+        return _reply(track.too_large(current_app, exc.size, limit), ANY_ORIGIN)
+    reply = track.track(
+        current_app, body, environ.get("HTTP_USER_AGENT"), environ.get("REMOTE_ADDR")
+    )
+    return _reply(reply, ANY_ORIGIN)
 
 
 # The POSTs that `direct` serves without Flask's request machinery (see views/direct.py).
