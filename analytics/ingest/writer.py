@@ -182,8 +182,9 @@ PREPARED = b"analytics_ingest_rows"
 PREPARED_SQL = ROWS_SQL.replace("%s", "$1").encode()
 
 
-def _execute_prepared(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> set[Any]:
-    """`PREPARED` for `rows` on an autocommit connection; return the ids it stored.
+def _execute_prepared(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> set[Any] | None:
+    """`PREPARED` for `rows` on an autocommit connection; return the ids it stored, or None
+    when it stored every row (the common case, which then reads no id back).
 
     libpq's blocking call releases the GIL while it waits, as psycopg's own wait does. A failure
     raises psycopg's errors as a cursor would: OperationalError when the connection is lost.
@@ -195,6 +196,8 @@ def _execute_prepared(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> s
         if pgconn.status != pq.ConnStatus.OK:
             raise psycopg.OperationalError(message or "the connection was lost")
         raise psycopg.DatabaseError(message or f"the insert ended as {res.status.name}")
+    if res.ntuples == len(rows):  # a duplicate, even of a row in the same group, is skipped
+        return None
     return {uuid.UUID(res.get_value(i, 0).decode()) for i in range(res.ntuples)}
 
 
@@ -235,9 +238,12 @@ class _Waiting:
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
-        self.wake = threading.Event()
+        # Released once to wake the request (its group is written, or it leads the next one);
+        # a bare lock costs a third of an Event, which builds a Condition each time.
+        self.wake = threading.Lock()
+        self.wake.acquire()
         self.finished = False
-        self.new: set[Any] = set()
+        self.new: set[Any] | None = set()  # None: every row of the group was new
         self.error: BaseException | None = None
 
 
@@ -273,11 +279,13 @@ class GroupWriter:
             lead = not self._busy
             self._busy = True
         if not lead:
-            me.wake.wait()
+            me.wake.acquire()
         if not me.finished:  # first in, or handed the lead by the write before
             self._lead()
         if me.error is not None:
             raise StoreFailed(f"the write of this group failed: {me.error}") from me.error
+        if me.new is None:
+            return len(rows)
         return sum(1 for row in rows if row["id"] in me.new)
 
     def pending(self) -> int:
@@ -301,8 +309,9 @@ class GroupWriter:
                 raise StoreFailed(res.error_message.decode("utf-8", "replace").strip())
         return conn
 
-    def _insert(self, rows: list[dict[str, Any]]) -> set[Any]:
-        """The group's one statement on the writer's connection; return the new ids. A dead
+    def _insert(self, rows: list[dict[str, Any]]) -> set[Any] | None:
+        """The group's one statement on the writer's connection; return the new ids (None: all
+        of them). A dead
         connection (the database restarted) is replaced and the write retried once: the
         statement is atomic, so a failed attempt stored nothing."""
         for attempt in (1, 2):
@@ -325,7 +334,7 @@ class GroupWriter:
     def _lead(self) -> None:
         with self.lock:
             group, self._queue = self._queue, []
-        new: set[Any] = set()
+        new: set[Any] | None = set()
         error: BaseException | None = None
         try:
             new = self._insert([row for w in group for row in w.rows])
@@ -334,10 +343,10 @@ class GroupWriter:
         finally:
             for waiting in group:
                 waiting.new, waiting.error, waiting.finished = new, error, True
-                waiting.wake.set()
+                waiting.wake.release()
             with self.lock:
                 if self._queue:
-                    self._queue[0].wake.set()  # not finished: it leads the next write
+                    self._queue[0].wake.release()  # not finished: it leads the next write
                 else:
                     self._busy = False
 

@@ -1,8 +1,8 @@
 """An ingest POST's answer: a status, a JSON body and its headers, as plain values.
 
 The direct path (`views/direct.py`) hands it to the WSGI server as it is: building a werkzeug
-Response for each answer took 6 % of a single event's CPU in the process (sampled by py-spy). The Flask views of
-the same paths turn it into a Response (`response()`).
+Response for each answer took 6 % of a single event's CPU in the process (sampled by py-spy).
+The Flask views of the same paths turn it into a Response (`response()`).
 """
 
 from __future__ import annotations
