@@ -56,6 +56,7 @@ PACED = 0.8  # the share of the maximum rate at which p99 is measured
 # `analytics_bench`, which once dropped this suite's database under it.
 DATABASE = "analytics_bench_ingest"
 BARE_INSERT = "bench.bare_insert_app:app"  # the p99 floor: parse, INSERT, COMMIT, 204
+BASELINE = "bare Flask, 1 event"  # the case that the single-event ratios divide by
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,7 @@ def cases(public_id: str, site_id: int) -> list[Case]:
     bare = "bench.bare_app:app"
     site = {"BENCH_SITE_ID": str(site_id)}
     return [
-        Case("bare Flask, 1 event", bare, "/api/events", single, paced=True),
+        Case(BASELINE, bare, "/api/events", single, paced=True),
         Case("bare Flask, 50-event batch", bare, "/api/events", batch, BATCH, compare=True),
         Case("bare WSGI, 1 event, parse only", BARE_INSERT, "/api/events", single,
              env={"BARE_NO_INSERT": "1"}, compare=True),
@@ -335,6 +336,20 @@ def cases(public_id: str, site_id: int) -> list[Case]:
         Case("/track, 1 event", "wsgi:app", "/track", json.dumps(track),
              content_type="application/json", source="track"),
     ]  # fmt: skip
+
+
+STALL_IDLE = 0.25  # the share of both cores' time a CPU-bound baseline may leave idle
+STALL_RETRIES = 2
+
+
+def stalled(run: Run) -> bool:
+    """Whether a run of the bare Flask endpoint stalled: it only parses, so under wrk's load it
+    keeps both cores busy (idle 2-5 % of their time in normal runs). Twice on 2026-12-03 it ran
+    at a third of its rate with a third of the cores idle, and every ratio to it came out
+    inflated (single events "met" at 0.81x, the floor at 1.21x): such a run is measured again."""
+    if not run.cpu:
+        return False
+    return run.cpu["idle"] > STALL_IDLE * sum(run.cpu.values())
 
 
 def paced_delay(base: str, case: Case, connections: int, pace: float, probes: list[Run]) -> float:
@@ -420,9 +435,16 @@ def measure(
     runs: dict[str, list[Run]] = {case.label: [] for case in todo}
     fresh: dict[str, list[Freshness]] = {c.lag: [] for c in todo if c.lag}
     acknowledged: dict[str, int] = {}  # events answered 2xx per source, warm-ups included
+    stalls: list[Run] = []  # baseline runs measured again, for the report
     for _ in range(rounds):
         for case in todo:
-            runs[case.label].append(one(case))
+            run = one(case)
+            for _retry in range(STALL_RETRIES):
+                if case.label != BASELINE or not stalled(run):
+                    break
+                stalls.append(run)
+                run = one(case)
+            runs[case.label].append(run)
     results = {label: sorted(r, key=lambda x: x.rate)[len(r) // 2] for label, r in runs.items()}
 
     # p99 at 80 % of the maximum rate: each connection waits between requests so that the
@@ -458,6 +480,7 @@ def measure(
         "acknowledged": acknowledged,
         "stored": stored,
         "freshness": {kind: summary(found) for kind, found in fresh.items()},
+        "stalls": stalls,
     }
 
 
@@ -468,7 +491,7 @@ def ratio(found: dict[str, Any], case: Case) -> tuple[float, str] | None:
     rate = found["results"][case.label].rate
     if case.per > 1:
         return rate * case.per / found["executemany_rate"], "bare executemany"
-    return rate / found["results"]["bare Flask, 1 event"].rate, "bare Flask"
+    return rate / found["results"][BASELINE].rate, "bare Flask"
 
 
 def floor(found: dict[str, Any], case: Case) -> tuple[str, Run] | None:

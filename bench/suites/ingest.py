@@ -115,6 +115,16 @@ def run(args: argparse.Namespace) -> list[Table]:
         )
     table.notes.append(_floor_note(found))
     table.notes.append(_commit_note(found))
+    if found["stalls"]:
+        table.notes.append(
+            f"The bare Flask baseline stalled {len(found['stalls'])} time(s) (idle over "
+            f"{ingest.STALL_IDLE:.0%} of both cores: "
+            + ", ".join(
+                f"{r.rate:,.0f} req/s, {r.cpu['idle'] / sum(r.cpu.values()):.0%} idle"
+                for r in found["stalls"]
+            )
+            + ") and was measured again: the ratios divide by the runs that did not stall."
+        )
     lost = ingest.missing(found)
     table.notes.append(
         f"{found['settings']}. Every 2xx stored (per source, answered / rows): "
@@ -137,7 +147,7 @@ def _floor_ratio(found: dict) -> float | None:
     ingest path does all that and more, and skips Flask too), so the most any ingest that
     stores before answering reaches in this configuration."""
     results = found["results"]
-    flask = results.get("bare Flask, 1 event")
+    flask = results.get(ingest.BASELINE)
     rates = [results[label].rate for label in FLOORS if label in results]
     return max(rates) / flask.rate if flask and rates else None
 
@@ -145,7 +155,7 @@ def _floor_ratio(found: dict) -> float | None:
 def _reach(found: dict) -> str:
     """The bare insert's ratios beside a missed single-event target."""
     results = found["results"]
-    flask = results["bare Flask, 1 event"].rate
+    flask = results[ingest.BASELINE].rate
     shown = [
         f"{results[label].rate / flask:.2f}x {kind}"
         for label, kind in zip(FLOORS, ("a commit per request", "grouped"), strict=True)
@@ -160,7 +170,7 @@ def _commit_note(found: dict) -> str:
     results = found["results"]
     if "/api/events, 1 event, group commit off" not in results:
         return "The comparison cases were left out (--ingest-cases targets)."
-    flask = results["bare Flask, 1 event"].rate
+    flask = results[ingest.BASELINE].rate
     bare = results["bare insert, 1 event"].rate
     ours = results["/api/events, 1 event"].rate
     alone = results["/api/events, 1 event, group commit off"].rate
