@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
+# Request threads per worker: group commit shares a commit among the requests a worker holds
+# while a write is in flight, so more threads make larger groups. Single events under 2 x 16
+# ran at 1.5x the events/s of 2 x 4 (2026-12-03, bench/ingest.py: README, Benchmarks).
+THREADS ?= 16
 # Test processes (pytest-xdist, one test module per process): the suite waits on servers,
 # browsers and PostgreSQL much of the time, so more processes than cores pay. On two cores, one
 # process took 21 minutes, two 11 (12-14 in CI), three 9.5 (2026-12-03). Tests marked `serial`
@@ -49,7 +53,7 @@ instance/secret_key:
 run: $(BIN)/.installed instance/secret_key
 	export SECRET_KEY="$${SECRET_KEY:-$$(cat instance/secret_key)}" DEMO="$${DEMO:-1}"; \
 	$(BIN)/flask --app wsgi db upgrade && $(BIN)/flask --app wsgi partitions ensure && \
-	exec $(BIN)/gunicorn --workers $(WORKERS) --threads 4 --bind $(HOST):$(PORT) \
+	exec $(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) \
 		--access-logfile - wsgi:app
 
 # PostgreSQL tests use TEST_POSTGRES_URL, or a throw-away server started here when the server

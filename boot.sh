@@ -8,5 +8,5 @@ for attempt in 1 2 3 4 5 6 7 8 9 10; do
     sleep 3
 done
 flask --app wsgi partitions ensure
-exec gunicorn --workers "${WEB_CONCURRENCY:-2}" --threads 4 --bind 0.0.0.0:5000 \
+exec gunicorn --workers "${WEB_CONCURRENCY:-2}" --threads "${GUNICORN_THREADS:-16}" --bind 0.0.0.0:5000 \
     --access-logfile - wsgi:app

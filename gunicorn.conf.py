@@ -15,7 +15,10 @@ import os
 
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# 16 request threads: group commit makes one commit of the ingest requests a worker holds while a
+# write is in flight, and with 4 threads the groups were small and the cores waited on commits
+# (README, Benchmarks: 2 x 16 against 2 x 4, 2026-12-03).
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # A worker that stops answering its master's heartbeat for this long is restarted; also the
 # time a restart gives in-flight requests to finish.
 timeout = 30

@@ -4,7 +4,7 @@
 
 Needs PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database `analytics_export_bench` is
 recreated there) or the throw-away server that .ci/start-postgres starts. Seeds the events with
-one `generate_series` INSERT, serves the app as `make run` does (gunicorn, 2 workers x 4
+one `generate_series` INSERT, serves the app as `make run` does (gunicorn, 2 workers x 16
 threads), logs in, downloads `/export/events.csv` over HTTP and prints rows, seconds, rows/s and
 the peak RSS of the gunicorn workers (VmHWM, the largest over the workers), each against its
 target. `run(rows)` returns the same figures for a harness.
@@ -30,6 +30,7 @@ from analytics.sites import create_site  # noqa: E402
 from analytics.users import create_user  # noqa: E402
 from bench.database import drop_database, fresh_database, migrated_app  # noqa: E402
 from bench.ingest import serve  # noqa: E402
+from bench.serving import THREADS  # noqa: E402
 
 NAME = "analytics_export_bench"
 WORKERS = 2
@@ -154,7 +155,7 @@ def main() -> None:
     figures = run(parser.parse_args().rows)
     verdict = {True: "met", False: "missed"}
     print(
-        f"gunicorn {WORKERS} workers x {os.environ.get('BENCH_THREADS', '4')} threads, "
+        f"gunicorn {WORKERS} workers x {THREADS} threads, "
         f"PostgreSQL: exported {figures['rows']:,} rows ({figures['bytes'] / 1e6:,.0f} MB) "
         f"in {figures['seconds']:.1f} s"
     )

@@ -1,25 +1,25 @@
 """Ingest throughput and latency of every ingest endpoint against baselines of the same run.
 
     python bench/ingest.py [--seconds 20] [--rounds 3] [--connections 16]
-                           [--workers 2] [--threads 4] [--worker-class gthread]
+                           [--workers 2] [--threads 16] [--worker-class gthread]
 
 Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
 `analytics_bench_ingest` is recreated there) or the throw-away server of .ci/start-postgres.
 gunicorn serves our app and the baseline with the same configuration (default: `make run`'s 2
-workers x 4 threads, gthread). For each endpoint it prints requests/s, events/s, p50 and p99 latency
-(wrk --latency) and the ratio to its baseline: single posts against a bare Flask endpoint that only
-parses the JSON; 50-event batches against bare psycopg `executemany` of the same rows (and, for
-comparison, the bare one-statement JSON insert the app itself uses). `/api/events` also runs with
-group commit off (INGEST_GROUP_COMMIT=0; it is on by default), and once paced at 80 % of its maximum
-rate, for the p99 there (the pacing is calibrated: `paced_delay`). The floor of that p99 is measured
-the same way: the bare insert endpoint (bench/bare_insert_app.py, a bare WSGI app: parse, INSERT,
-synchronous COMMIT, 204), single events and batches, at its own maximum and then paced at 80 % of
-it; the bare Flask endpoint, single events, paced likewise. The bare insert is the floor of the
-single-event ratios too, and the same app parsing only shows gunicorn's HTTP cost without Flask.
-Then it checks that the database holds at least every event answered 2xx, per source. Our app
-runs as under `make run`, with its rollup triggers and refresher, each run from an empty queue;
-the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and batches,
-so that the sampler's queries slow none of the runs compared.
+workers x 16 threads, gthread). For each endpoint it prints requests/s, events/s, p50 and p99
+latency (wrk --latency) and the ratio to its baseline: single posts against a bare Flask endpoint
+that only parses the JSON; 50-event batches against bare psycopg `executemany` of the same rows
+(and, for comparison, the bare one-statement JSON insert the app itself uses). `/api/events` also
+runs with group commit off (INGEST_GROUP_COMMIT=0; it is on by default), and once paced at 80 % of
+its maximum rate, for the p99 there (the pacing is calibrated: `paced_delay`). The floor of that p99
+is measured the same way: the bare insert endpoint (bench/bare_insert_app.py, a bare WSGI app:
+parse, INSERT, synchronous COMMIT, 204), single events and batches, at its own maximum and then
+paced at 80 % of it; the bare Flask endpoint, single events, paced likewise. The bare insert is the
+floor of the single-event ratios too, and the same app parsing only shows gunicorn's HTTP cost
+without Flask. Then it checks that the database holds at least every event answered 2xx, per source.
+Our app runs as under `make run`, with its rollup triggers and refresher, each run from an empty
+queue; the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and
+batches, so that the sampler's queries slow none of the runs compared.
 """
 
 from __future__ import annotations

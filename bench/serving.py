@@ -1,4 +1,4 @@
-"""Serve a WSGI app with gunicorn as `make run` does (2 workers x 4 threads), for a benchmark."""
+"""Serve a WSGI app with gunicorn as `make run` does (2 workers x 16 threads), for a benchmark."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-THREADS = int(os.environ.get("BENCH_THREADS", "4"))  # `make run`'s threads per worker
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # `make run`'s threads per worker
 
 
 def free_port() -> int:

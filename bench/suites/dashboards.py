@@ -27,7 +27,7 @@ from bench import api_timing
 from bench.database import drop_database
 from bench.loading import load, refresh_cost, reopen, settle
 from bench.report import Table, count, median, ms, percentile
-from bench.serving import ROOT, served
+from bench.serving import ROOT, THREADS, served
 
 NAME = "analytics_bench_dashboards"
 
@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> list[Table]:
 
     pages = Table(
         f"Dashboard response times, ms (p50 / p95 of {args.requests} GETs after {WARM_UPS} "
-        "warm-ups, once every page has been fetched; gunicorn 2 workers x 4 threads)",
+        f"warm-ups, once every page has been fetched; gunicorn 2 workers x {THREADS} threads)",
         ["page", "period", *[f"{s:,} events" for s in sizes], f"target at {top:,} (p95)"],
     )
     for key in timings[top]:
