@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
 
 from bench.database import postgres  # noqa: E402
 from bench.report import Table  # noqa: E402
+from bench.serving import THREADS  # noqa: E402
 from bench.suites import dashboards, export, ingest, instructions, soak, tracker  # noqa: E402
 
 SUITES = {
@@ -80,7 +81,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ingest-seconds", type=int, default=20, help="ingest: seconds per run")
     # The server under test (our app and the bare baseline alike); default: `make run`'s.
     parser.add_argument("--ingest-workers", type=int, default=2, help="ingest: gunicorn workers")
-    parser.add_argument("--ingest-threads", type=int, default=4, help="ingest: threads per worker")
+    parser.add_argument(
+        "--ingest-threads", type=int, default=THREADS, help="ingest: threads per worker"
+    )
     parser.add_argument(
         "--ingest-worker-class", default="gthread", help="ingest: gunicorn worker class"
     )
