@@ -313,8 +313,11 @@ def cases(public_id: str, site_id: int) -> list[Case]:
              env={"BARE_NO_INSERT": "1"}, compare=True),
         Case("bare insert, 1 event", BARE_INSERT, "/api/events", single, source="bare",
              env=site, paced=True),
+        # The floor of the single-event ratios with group commit, as ours: in CI's run too, since
+        # ours came to beat the bare insert with a commit per request (2,233 against 1,962
+        # events/s on 2026-12-03), which then bounded nothing.
         Case("bare insert, 1 event, group commit", BARE_INSERT, "/api/events", single,
-             source="bare", env=site | {"BARE_GROUP_COMMIT": "1"}, compare=True),
+             source="bare", env=site | {"BARE_GROUP_COMMIT": "1"}),
         Case("bare insert, 50-event batch", BARE_INSERT, "/api/events", batch, BATCH,
              source="bare", env=site, paced=True),
         Case("/api/events, 1 event", "wsgi:app", "/api/events", single, 1,
