@@ -238,8 +238,8 @@ class _Waiting:
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
-        # Released once to wake the request (its group is written, or it leads the next one);
-        # a bare lock costs a third of an Event, which builds a Condition each time.
+        # Held from birth; released to wake the request (its group is written, or it leads the
+        # next one). A bare lock costs a third of an Event, which builds a Condition each time.
         self.wake = threading.Lock()
         self.wake.acquire()
         self.finished = False
@@ -311,9 +311,8 @@ class GroupWriter:
 
     def _insert(self, rows: list[dict[str, Any]]) -> set[Any] | None:
         """The group's one statement on the writer's connection; return the new ids (None: all
-        of them). A dead
-        connection (the database restarted) is replaced and the write retried once: the
-        statement is atomic, so a failed attempt stored nothing."""
+        of them). A dead connection (the database restarted) is replaced and the write retried
+        once: the statement is atomic, so a failed attempt stored nothing."""
         for attempt in (1, 2):
             conn = self._connection()
             try:
