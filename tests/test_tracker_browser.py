@@ -607,7 +607,11 @@ def test_an_outage_across_a_navigation_loses_nothing_and_stores_nothing_twice(
     queued = visitor.page.evaluate("JSON.parse(sessionStorage.analytics).q.length")
     assert queued >= 14, "the first page's events were carried over to the second"
     gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
-    assert min(gaps) > 0.9, f"backoff and Retry-After honoured, not a retry storm: {gaps}"
+    # Backoff and Retry-After honoured, not a retry storm. One gap may be shorter: the old page's
+    # beacon as it goes (sent whatever the backoff: its last chance) and the new page's first
+    # send, its 1 s timer after its page view; how far apart depends on when Chromium fires
+    # pagehide (0.83 s once, on a loaded machine).
+    assert sorted(gaps)[1] > 0.9 and min(gaps) > 0.5, f"a retry storm: {gaps}"
 
     down["on"] = False
     rows = wait_for(
