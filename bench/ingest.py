@@ -347,9 +347,10 @@ STALL_RETRIES = 2
 
 def stalled(run: Run) -> bool:
     """Whether a run of the bare Flask endpoint stalled: it only parses, so under wrk's load it
-    keeps both cores busy (idle 2-5 % of their time in normal runs). Twice on 2026-12-03 it ran
-    at a third of its rate with a third of the cores idle, and every ratio to it came out
-    inflated (single events "met" at 0.81x, the floor at 1.21x): such a run is measured again."""
+    keeps both cores busy (idle 2-5 % of their time in normal runs under 4 threads per worker,
+    14-17 % under 16). Several times on 2026-12-03 it ran at a third to a half of its rate with
+    35-39 % of the cores idle, and every ratio to it came out inflated (single events "met" at
+    0.81x, the floor at 1.21x): such a run is measured again."""
     if not run.cpu:
         return False
     return run.cpu["idle"] > STALL_IDLE * sum(run.cpu.values())
