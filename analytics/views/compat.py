@@ -5,7 +5,6 @@ in `analytics.ingest.legacy`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -44,15 +43,14 @@ def route(paths: str | tuple[str, ...], methods: list[str]) -> Callable:
     return register
 
 
-def _send(reply: Reply) -> Response:
-    response = Response(json.dumps(reply.body), status=reply.status, mimetype="application/json")
-    response.headers.update(reply.headers)
-    return response
-
-
 def _reply(reply: Reply, cors: list[tuple[str, str]]) -> Answer:
     """A POST's reply as the direct path sends it (`views/answer.py`)."""
     return Answer.json(reply.status, reply.body, [*reply.headers.items(), *cors])
+
+
+def _send(reply: Reply) -> Response:
+    """The same, as a Flask view returns it."""
+    return _reply(reply, []).response()
 
 
 # --- benefits recorder ------------------------------------------------------------------------
