@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -119,12 +120,16 @@ class Event(db.Model):
         Index("ix_events_site_session", "site_id", "session_id"),
         # The refresher's partial recount looks up the events of the visitors it touches.
         Index("ix_events_site_visitor_time", "site_id", "visitor_id", "occurred_at"),
+        # Only rows with a key (migration 0015): rows without one never conflict, and with
+        # them the planner took this index for the primary key.
         Index(
             "uq_events_site_time_dedupe",
             "site_id",
             "occurred_at",
             "dedupe_key",
             unique=True,
+            postgresql_where=text("dedupe_key IS NOT NULL"),
+            sqlite_where=text("dedupe_key IS NOT NULL"),
         ),
     )
 
