@@ -597,3 +597,26 @@ def test_events_of_one_instant_are_found_by_their_primary_key(app, site):
     ), {"site": site.id}).scalars())  # fmt: skip
     db.session.rollback()
     assert "dedupe" not in plan and "_pkey on events_" in plan, plan
+
+
+def test_a_sites_first_day_is_planned_with_its_own_rows(app, make_site):
+    """The first build of a site's day writes its presence rows and then joins them with the
+    site's other days. PostgreSQL's statistics, from before, knew no row of the site and
+    planned thousands as one: a nested loop that compared every row with every other (37.7 s
+    for 14,236 rows in the ingest bench). The build brings the statistics up to date first."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner")
+    older, new = make_site(name="Older", public_id="older"), make_site(name="New", public_id="new")
+    store_events([event_row(site_id=older.id, occurred_at=DAY0, name="pageview",
+                            source="api", visitor_id=f"o{n}") for n in range(20)])  # fmt: skip
+    rollups.refresh()
+    db.session.execute(sa.text("ANALYZE rollup_presence"))  # the statistics know `older` only
+    db.session.commit()
+    store_events([event_row(site_id=new.id, occurred_at=DAY0, name="pageview", source="api",
+                            visitor_id=f"n{n}") for n in range(1500)])  # fmt: skip
+    rollups.refresh()
+    plan = "\n".join(db.session.execute(sa.text(
+        "EXPLAIN SELECT * FROM rollup_presence WHERE site_id = :site AND day = :day"
+    ), {"site": new.id, "day": DAY0.date()}).scalars())  # fmt: skip
+    estimated = int(plan.split("rows=")[1].split()[0])
+    assert estimated > 1000, plan  # 3,000 rows: a visitor and a visit each
