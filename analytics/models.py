@@ -120,8 +120,9 @@ class Event(db.Model):
         Index("ix_events_site_session", "site_id", "session_id"),
         # The refresher's partial recount looks up the events of the visitors it touches.
         Index("ix_events_site_visitor_time", "site_id", "visitor_id", "occurred_at"),
-        # Only rows with a key (migration 0015): rows without one never conflict, and with
-        # them the planner took this index for the primary key.
+        # Only rows with a key (migration 0015): rows without one never conflict, and as a
+        # full index the planner took it for the primary key (a partial one serves no query
+        # that does not name the key).
         Index(
             "uq_events_site_time_dedupe",
             "site_id",
