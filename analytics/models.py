@@ -80,6 +80,9 @@ class Site(db.Model):
     )
 
 
+_HAS_DEDUPE_KEY = text("dedupe_key IS NOT NULL")  # the dedupe index's rows
+
+
 class Event(db.Model):
     """One thing that happened on a site, from any source (tracker, API or a legacy contract)."""
 
@@ -129,8 +132,8 @@ class Event(db.Model):
             "occurred_at",
             "dedupe_key",
             unique=True,
-            postgresql_where=text("dedupe_key IS NOT NULL"),
-            sqlite_where=text("dedupe_key IS NOT NULL"),
+            postgresql_where=_HAS_DEDUPE_KEY,
+            sqlite_where=_HAS_DEDUPE_KEY,
         ),
     )
 
