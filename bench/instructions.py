@@ -14,20 +14,21 @@ own, measured by the ingest suite.
     python -m bench instructions            (the suite: a database, the three apps, a table)
     python bench/instructions.py APP N      (one driver run, what valgrind is pointed at)
 
-APP is `ours` (POST /api/events, the app as `wsgi.py` builds it), `floor` (bench/bare_insert_app,
-the least a durable ingest does) or `bare` (bench/bare_app, the bare Flask endpoint). The
-environment gives DATABASE_URL and BENCH_SITE_ID, and for `ours` BENCH_PUBLIC_ID.
+APP is `ours` (POST /api/events, the app as `wsgi.py` builds it), `benefits`, `collector` or
+`track` (the app's legacy posts, one record or event each: the ingest suite's bodies), `floor`
+(bench/bare_insert_app, the least a durable ingest does) or `bare` (bench/bare_app, the bare Flask
+endpoint). The environment gives DATABASE_URL and BENCH_SITE_ID, and for our app BENCH_PUBLIC_ID.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import json
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-APPS = ("bare", "floor", "ours")
+from bench.ingest import UA, Case, cases  # noqa: E402 (once the path is set)
+
+# Our app's posts by name: the path of the ingest suite's single-event case each one drives.
+OURS = {
+    "ours": "/api/events",
+    "benefits": "/benefits",
+    "collector": "/collector",
+    "track": "/track",
+}
+APPS = ("bare", "floor", *OURS)
 WARM = 50  # requests before either count: imports, caches, the pool, prepared statements
 
 
@@ -55,12 +65,26 @@ def _wsgi(name: str) -> Callable[..., Any]:
     return ours
 
 
+def _case(name: str) -> Case:
+    """The ingest suite's single-event case of our app's post `name`; its body for the others."""
+    path = OURS.get(name, "/api/events")
+    found = cases(os.environ.get("BENCH_PUBLIC_ID", "bench"), int(os.environ["BENCH_SITE_ID"]))
+    return next(c for c in found if c.module == "wsgi:app" and c.path == path and c.per == 1)
+
+
+def body_of(case: Case, run: str, n: int) -> bytes:
+    """Request `n`'s body: a visit (and a collector timestamp) of its own, as `ingest.wrk`
+    makes them; `run` (8 hex digits) keeps them apart from an earlier run's on the database."""
+    body = case.body.replace("SEQ", f"{run}-{n}").replace("RUN8", run)
+    body = body.replace("HEX12", f"{n:012x}").replace("USEC6", f"{n % 1_000_000:06d}")
+    return body.encode()
+
+
 def drive(name: str, requests: int) -> None:
     """Post `requests` single events (after WARM more) to one app, in this process."""
     app = _wsgi(name)
-    from bench.ingest import UA, single_event
-
-    public_id = os.environ.get("BENCH_PUBLIC_ID", "bench")
+    case = _case(name)
+    run = uuid.uuid4().hex[:8]
     numbers = itertools.count()
     answers: list[str] = []
 
@@ -69,10 +93,10 @@ def drive(name: str, requests: int) -> None:
 
     for _ in range(WARM + requests):
         n = next(numbers)
-        body = json.dumps(single_event(public_id, f"bench-{n}")).encode()
+        body = body_of(case, run, n)
         environ = {
             "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/api/events",
+            "PATH_INFO": case.path,
             "SERVER_NAME": "bench",
             "SERVER_PORT": "80",
             "SERVER_PROTOCOL": "HTTP/1.1",
@@ -80,7 +104,7 @@ def drive(name: str, requests: int) -> None:
             "wsgi.input": io.BytesIO(body),
             "wsgi.errors": sys.stderr,
             "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "text/plain",
+            "CONTENT_TYPE": case.content_type,
             "REMOTE_ADDR": "127.0.0.1",
             # a visitor per request, as in the ingest suite
             "HTTP_X_FORWARDED_FOR": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",

@@ -1,6 +1,7 @@
-"""Instructions per single-event request in one process (bench/instructions.py): ours against
-the bare Flask endpoint and against the floor, in a unit that does not move with the machine.
-Not part of `all` (it takes about 6 minutes under valgrind, and CI's machine has none):
+"""Instructions per single-event request in one process (bench/instructions.py): ours (and each
+legacy post) against the bare Flask endpoint and against the floor, in a unit that does not move
+with the machine.
+Not part of `all` (about 12 minutes under valgrind, and CI's machine has none):
 `python -m bench instructions`, or `make bench BENCH_SUITE=instructions`."""
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ LABELS = {
     "bare": "bare Flask endpoint (parses the JSON)",
     "floor": "bare insert (parse, INSERT, commit; no framework)",
     "ours": "`POST /api/events`",
+    "benefits": "`POST /benefits`, one record",
+    "collector": "`POST /collector`, one event",
+    "track": "`POST /track`, one event",
 }
 
 
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> list[Table]:
     if not instructions.available():
         table.notes.append("Not measured: valgrind is not installed (apt-get install valgrind).")
         return [table]
-    print("instructions: valgrind, 3 apps x 2 runs ...", flush=True)
+    print(f"instructions: valgrind, {len(instructions.APPS)} apps x 2 runs ...", flush=True)
     url = fresh_database(DATABASE)
     try:
         env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ingest.ROOT))
