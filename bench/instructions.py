@@ -11,7 +11,7 @@ and not counted; neither is the kernel's side of a system call, nor gunicorn's H
 same for every app). Our app runs without its refresher (ROLLUP_INTERVAL=0): a process of its
 own, measured by the ingest suite.
 
-    python -m bench instructions            (the suite: a database, the three apps, a table)
+    python -m bench instructions            (the suite: a database, the six apps, a table)
     python bench/instructions.py APP N      (one driver run, what valgrind is pointed at)
 
 APP is `ours` (POST /api/events, the app as `wsgi.py` builds it), `benefits`, `collector` or

@@ -1,7 +1,7 @@
 """Instructions per single-event request in one process (bench/instructions.py): ours (and each
 legacy post) against the bare Flask endpoint and against the floor, in a unit that does not move
 with the machine.
-Not part of `all` (about 12 minutes under valgrind, and CI's machine has none):
+Not part of `all` (about 10 minutes under valgrind, and CI's machine has none):
 `python -m bench instructions`, or `make bench BENCH_SUITE=instructions`."""
 
 from __future__ import annotations
