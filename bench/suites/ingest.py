@@ -119,13 +119,13 @@ def run(args: argparse.Namespace) -> list[Table]:
     table.notes.append(_commit_note(found))
     if found["stalls"]:
         table.notes.append(
-            f"The bare Flask baseline stalled {len(found['stalls'])} time(s) (idle over "
-            f"{ingest.STALL_IDLE:.0%} of both cores: "
-            + ", ".join(
-                f"{r.rate:,.0f} req/s, {r.cpu['idle'] / sum(r.cpu.values()):.0%} idle"
-                for r in found["stalls"]
+            f"Baseline runs that stalled (idle over {ingest.STALL_IDLE:.0%} of both cores) and "
+            "were measured again: "
+            + "; ".join(
+                f"{label}, {r.rate:,.0f} req/s, {r.cpu['idle'] / sum(r.cpu.values()):.0%} idle"
+                for label, r in found["stalls"]
             )
-            + ") and was measured again: the ratios divide by the runs that did not stall."
+            + ". The ratios and their floors are of the runs that did not stall."
         )
     lost = ingest.missing(found)
     table.notes.append(
