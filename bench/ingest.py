@@ -360,7 +360,7 @@ def stalled(run: Run) -> bool:
     0.81x, the floor at 1.21x): such a run is measured again.
 
     The same holds for the bare insert, the floor that marks a ratio out of reach: it left
-    10-17 % of the cores idle in normal runs; in CI's run of 2026-12-04 its grouped case ran at
+    6-17 % of the cores idle in normal runs; in CI's run of 2026-12-04 its grouped case ran at
     1,710 events/s (4,415 that morning) with 36 % idle, and marked the single-event target out
     of reach on that run alone."""
     if not run.cpu:
