@@ -56,6 +56,10 @@ PACED = 0.8  # the share of the maximum rate at which p99 is measured
 # `analytics_bench`, which once dropped this suite's database under it.
 DATABASE = "analytics_bench_ingest"
 BARE_INSERT = "bench.bare_insert_app:app"  # the p99 floor: parse, INSERT, COMMIT, 204
+# Marks in a case's body that `wrk` fills in per request (bench/instructions.py's `body_of` too):
+# a sequence number, a UUID's last 12 hex digits, a timestamp's microseconds. RUN8 is per run.
+PER_REQUEST = ("SEQ", "HEX12", "USEC6")
+MARKS = (*PER_REQUEST, "RUN8")
 BASELINE = "bare Flask, 1 event"  # the case that the single-event ratios divide by
 
 
@@ -91,7 +95,7 @@ class Case:
     label: str
     module: str  # "wsgi:app" or the bare baseline
     path: str
-    body: str  # "SEQ", "HEX12", "USEC6" in it are replaced per request (`wrk`)
+    body: str  # PER_REQUEST's marks in it are replaced per request (`wrk`), RUN8 per run
     per: int = 1  # events per request
     content_type: str = "text/plain"
     source: str | None = None  # `events.source` of what it stores (for the stored-rows check)
@@ -135,7 +139,7 @@ def wrk(
         f'wrk.headers["Content-Type"] = "{case.content_type}"',
         f'wrk.headers["User-Agent"] = "{UA}"',
     ]
-    if "SEQ" in case.body or "HEX12" in case.body or "USEC6" in case.body:
+    if any(mark in case.body for mark in PER_REQUEST):
         lua += [
             "local made = 0",
             "function setup(thread) made = made + 1; thread:set('tid', made) end",
@@ -260,7 +264,7 @@ def _setup(url: str, env: dict[str, str]) -> tuple[str, int]:
 
 
 def single_event(public_id: str, session: str = "bench-SEQ") -> dict[str, Any]:
-    """The tracker event every single-event case posts (bench/instructions.py too)."""
+    """The tracker event every single-event case posts."""
     return {
         "site": public_id,
         "name": "pageview",
