@@ -14,13 +14,20 @@ firings of the rollup trigger). Configured by the environment gunicorn is starte
 DATABASE_URL (the app's), BENCH_SITE_ID (the site the rows belong to); BARE_GROUP_COMMIT=1, with
 which the requests of a process that arrive while a write is in flight share the next one (our
 app's grouping at its barest); BARE_NO_INSERT=1, with which it only parses: what the HTTP
-handling costs in gunicorn without Flask.
+handling costs in gunicorn without Flask; BARE_ROLLUPS=1, with which each worker also runs our
+rollup refresher process, as each of our app's workers does (the issue puts the rollups on the
+measured path when they are kept at ingest), and its rows carry a visitor (the event's session,
+as is: one per request, as ours get one per request from X-Forwarded-For) and a path (the URL, as
+is), so that the refresher counts visits and pages as it does ours. Its other dimensions are left
+empty: a floor may do less than ours, never more.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,12 +35,14 @@ from typing import Any
 import psycopg
 
 from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
+from analytics.rollups.process import HOLDER_ENV, PARENT_ENV
 from bench.database import libpq_url
 
 SQL = _SQL["postgresql"]  # the positional INSERT of bench/ingest.py's bare executemany
 URL = libpq_url(os.environ["DATABASE_URL"])
 SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))  # unset when it only parses
 INSERT = os.environ.get("BARE_NO_INSERT") != "1"
+ROLLUPS = os.environ.get("BARE_ROLLUPS") == "1"
 
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
 _local = threading.local()
@@ -42,12 +51,14 @@ _local = threading.local()
 def row(event: dict[str, Any]) -> dict[str, Any]:
     """One event's row: the fields it sends as they are, the rest defaulted as the app's writer
     does."""
+    fields = {"visitor_id": event.get("session"), "path": event.get("url")} if ROLLUPS else {}
     return event_row(
         site_id=SITE_ID,
         source="bare",
         name=event.get("name"),
         session_id=event.get("session"),
         referrer=event.get("referrer"),
+        **fields,
     )
 
 
@@ -115,8 +126,27 @@ class _Group:
 _GROUP = _Group() if os.environ.get("BARE_GROUP_COMMIT") == "1" else None
 
 
+def _start_refresher() -> subprocess.Popen:
+    """Our refresher process, a child of this worker as under our app (background.py starts it
+    so, at the first request): the same rounds over the same queue, every ROLLUP_INTERVAL
+    seconds, one lease for all; it ends with this worker."""
+    env = os.environ | {PARENT_ENV: str(os.getpid()), HOLDER_ENV: f"bench-floor:{os.getpid()}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "analytics.rollups.process"], env=env | {"DEMO": "0"},
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+# gunicorn imports this module in each worker (it does not preload): one refresher per worker.
+_REFRESHER = _start_refresher() if ROLLUPS else None
+
+
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """POST /api/events; anything else (the bench's start-up probe) is a 404."""
+    """POST /api/events; GET /healthz (`bench.freshness.settle` asks it before a run) is a 200;
+    anything else (the bench's start-up probe) is a 404."""
+    if environ["PATH_INFO"] == "/healthz":
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
     if environ["REQUEST_METHOD"] != "POST" or environ["PATH_INFO"] != "/api/events":
         start_response("404 Not Found", [("Content-Length", "0")])
         return []

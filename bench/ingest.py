@@ -15,8 +15,10 @@ its maximum rate, for the p99 there (the pacing is calibrated: `paced_delay`). T
 is measured the same way: the bare insert endpoint (bench/bare_insert_app.py, a bare WSGI app:
 parse, INSERT, synchronous COMMIT, 204), single events and batches, at its own maximum and then
 paced at 80 % of it; the bare Flask endpoint, single events, paced likewise. The bare insert is the
-floor of the single-event ratios too, and the same app parsing only shows gunicorn's HTTP cost
-without Flask. Then it checks that the database holds at least every event answered 2xx, per source.
+floor of the single-event ratios too (a commit per request; grouped as ours, with our rollup
+refresher running over its rows as over ours), and the same app parsing only shows gunicorn's
+HTTP cost without Flask. Then it checks that the database holds at least every event answered
+2xx, per source.
 Our app runs as under `make run`, with its rollup triggers and refresher, each run from an empty
 queue; the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and
 batches, so that the sampler's queries slow none of the runs compared.
@@ -61,6 +63,7 @@ BARE_INSERT = "bench.bare_insert_app:app"  # the p99 floor: parse, INSERT, COMMI
 PER_REQUEST = ("SEQ", "HEX12", "USEC6")
 MARKS = (*PER_REQUEST, "RUN8")
 BASELINE = "bare Flask, 1 event"  # the case that the single-event ratios divide by
+ROLLUPS_FLOOR = "bare insert, 1 event, group commit, rollups"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,12 @@ class Case:
     # A comparison beside the targets, neither a target nor its baseline: `measure(everything=
     # False)` (CI's short run, `--ingest-cases targets`) leaves it out.
     compare: bool = False
+
+    @property
+    def refresher(self) -> bool:
+        """Whether the server runs the rollup refresher: our app, and the floor that keeps the
+        rollups as ours does (bench/bare_insert_app.py, BARE_ROLLUPS)."""
+        return self.module == "wsgi:app" or self.env.get("BARE_ROLLUPS") == "1"
 
 
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -329,6 +338,10 @@ def cases(public_id: str, site_id: int) -> list[Case]:
         # events/s on 2026-12-03), which then bounded nothing.
         Case("bare insert, 1 event, group commit", BARE_INSERT, "/api/events", single,
              source="bare", env=site | {"BARE_GROUP_COMMIT": "1"}),
+        # The same with our rollup refresher running over its rows, as it runs over ours: the
+        # floor of an ingest that keeps the rollups at ingest, as this product does.
+        Case(ROLLUPS_FLOOR, BARE_INSERT, "/api/events", single, source="bare",
+             env=site | {"BARE_GROUP_COMMIT": "1", "BARE_ROLLUPS": "1"}),
         Case("bare insert, 50-event batch", BARE_INSERT, "/api/events", batch, BATCH,
              source="bare", env=site, paced=True),
         Case("/api/events, 1 event", "wsgi:app", "/api/events", single, 1,
@@ -417,9 +430,9 @@ def measure(
     todo = [case for case in cases(public_id, site_id) if everything or not case.compare]
 
     def started(proc: subprocess.Popen, case: Case) -> None:
-        """Our app: measure from when its refresher processes have started (a cost paid once
-        per server start, not per event: `cpu.wait_started`)."""
-        if case.module == "wsgi:app":
+        """A server with a refresher: measure from when its refresher processes have started (a
+        cost paid once per server start, not per event: `cpu.wait_started`)."""
+        if case.refresher:
             cpu.wait_started(proc.pid)
 
     def one(case: Case, pace: float | None = None) -> Run:
@@ -436,7 +449,7 @@ def measure(
                     run = wrk(base, case, seconds, connections, server_pid=proc.pid)
                     fresh[case.lag].append(sampler.drain())
             elif pace is None:
-                if case.module == "wsgi:app":
+                if case.refresher:
                     # Every case of our app starts from an empty queue, as the lag case does.
                     # The lag is sampled in a case of its own: the sampler's queries slowed the
                     # case that carried it, which was once the one group commit was compared
