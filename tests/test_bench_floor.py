@@ -55,3 +55,20 @@ def test_the_rollups_floors_run_the_refresher_and_are_measured_again_when_stalle
     assert by_label["/api/events, 1 event"].refresher
     assert not by_label["bare insert, 1 event, group commit"].refresher
     assert not by_label[BASELINE].refresher
+
+
+def test_the_p99_floors_keep_the_rollups_too():
+    """The floor that marks a p99 target out of reach runs our refresher as ours does: the bare
+    insert grouped for single events, its batches for batches; the floors without it are no
+    longer paced."""
+    from bench.ingest import ROLLUPS_BATCH_FLOOR, floor
+
+    todo = cases("site", 1)
+    by_label = {case.label: case for case in todo}
+    paced = {case.label: run(1.0) for case in todo if case.paced}
+    assert by_label[ROLLUPS_BATCH_FLOOR].refresher and by_label[ROLLUPS_BATCH_FLOOR].per == 50
+    found_ = {"cases": todo, "paced": {label: (r, 0.8) for label, r in paced.items()}}
+    assert floor(found_, by_label["/api/events, 1 event"])[0] == ROLLUPS_FLOORS[1]
+    assert floor(found_, by_label["/api/events, 50-event batch"])[0] == ROLLUPS_BATCH_FLOOR
+    assert not by_label["bare insert, 1 event"].paced
+    assert not by_label["bare insert, 50-event batch"].paced
