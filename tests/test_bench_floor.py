@@ -4,7 +4,15 @@ a commit per request or grouped; not by the bare insert without it."""
 
 from __future__ import annotations
 
-from bench.ingest import BASELINE, ROLLUPS_FLOORS, Run, cases, measured_again
+from bench.ingest import (
+    BASELINE,
+    ROLLUPS_BATCH_FLOOR,
+    ROLLUPS_FLOORS,
+    Run,
+    cases,
+    floor,
+    measured_again,
+)
 from bench.suites.ingest import _floor_ratio, _reach
 
 
@@ -61,8 +69,6 @@ def test_the_p99_floors_keep_the_rollups_too():
     """The floor that marks a p99 target out of reach runs our refresher as ours does: the bare
     insert grouped for single events, its batches for batches; the floors without it are no
     longer paced."""
-    from bench.ingest import ROLLUPS_BATCH_FLOOR, floor
-
     todo = cases("site", 1)
     by_label = {case.label: case for case in todo}
     paced = {case.label: run(1.0) for case in todo if case.paced}
