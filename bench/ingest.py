@@ -549,7 +549,9 @@ def floor(found: dict[str, Any], case: Case) -> tuple[str, Run] | None:
     refresher running over its rows: the least p99 that an ingest that stores before answering
     and keeps the rollups shows at 80 % of its maximum rate on this machine."""
     for bare in found["cases"]:
-        if bare.module == BARE_INSERT and bare.per == case.per and bare.label in found["paced"]:
+        if bare.module != BARE_INSERT or not bare.refresher or bare.per != case.per:
+            continue
+        if bare.label in found["paced"]:
             return bare.label, found["paced"][bare.label][0]
     return None
 

@@ -78,3 +78,12 @@ def test_the_p99_floors_keep_the_rollups_too():
     assert floor(found_, by_label["/api/events, 50-event batch"])[0] == ROLLUPS_BATCH_FLOOR
     assert not by_label["bare insert, 1 event"].paced
     assert not by_label["bare insert, 50-event batch"].paced
+
+
+def test_a_paced_floor_without_the_refresher_is_not_the_p99_floor():
+    todo = cases("site", 1)
+    by_label = {case.label: case for case in todo}
+    plain = "bare insert, 1 event, group commit"
+    found_ = {"cases": todo, "paced": {plain: (run(1.0), 0.8), ROLLUPS_FLOORS[1]: (run(2.0), 0.8)}}
+    assert floor(found_, by_label["/api/events, 1 event"])[0] == ROLLUPS_FLOORS[1]
+    assert floor({"cases": todo, "paced": {plain: (run(1.0), 0.8)}}, by_label[plain]) is None
