@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from flask import current_app
+from flask import Flask, current_app
 from pydantic import ValidationError
 
 from ..models import utcnow
@@ -106,7 +106,11 @@ def _row(
 
 
 def _check(
-    item: Any, meta: RequestMeta, context: dict[str, Any], sites: dict[str, SiteRef | None]
+    app: Flask,
+    item: Any,
+    meta: RequestMeta,
+    context: dict[str, Any],
+    sites: dict[str, SiteRef | None],
 ) -> tuple[EventIn | None, SiteRef | None, list[dict[str, str]]]:
     """Validate one item: (event, its site, []) when it may be stored, else the problems.
 
@@ -120,7 +124,7 @@ def _check(
     if event.site in sites:
         site = sites[event.site]
     else:
-        site = sites[event.site] = find_site(current_app, event.site)
+        site = sites[event.site] = find_site(app, event.site)
     if site is None:
         return event, None, [{"field": "site", "message": f"unknown site id {event.site!r}"}]
     if not site.allows_origin(meta.origin):
@@ -173,7 +177,10 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
         record_errors([error_row(ENDPOINT, reason, raw=body)])
         return Outcome(400, {"error": reason}, allow_origin=True)
 
-    config = current_app.config
+    # The app itself, read through its proxy once: each read of `current_app` costs about
+    # half a microsecond, and a single event read it five times.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list):
@@ -196,15 +203,13 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
     rejected: list[dict[str, Any]] = []
     visitors: dict[int, str] = {}  # one hash per site in a request, not one per event
     sites: dict[str, SiteRef | None] = {}
-    country = country_of(current_app, meta.ip) if items else None  # once per request too
+    country = country_of(app, meta.ip) if items else None  # once per request too
     for index, item in enumerate(items):
-        event, site, problems = _check(item, meta, context, sites)
+        event, site, problems = _check(app, item, meta, context, sites)
         if not problems:
             visitor = visitors.get(site.id)
             if visitor is None:
-                visitor = visitors[site.id] = visitor_id(
-                    current_app, site.id, meta.ip, meta.user_agent
-                )
+                visitor = visitors[site.id] = visitor_id(app, site.id, meta.ip, meta.user_agent)
             rows.append(_row(event, site, visitor, agent, now, country))
             continue
         reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems)

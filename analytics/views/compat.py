@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.wsgi import get_host
 
 from ..ingest.legacy import Reply, benefits, collector, track
@@ -56,8 +56,14 @@ def _send(reply: Reply) -> Response:
 # --- benefits recorder ------------------------------------------------------------------------
 
 
-def _recorder_allow() -> list[tuple[str, str]]:
-    domain = current_app.config.get("CORS_DOMAIN") or ""
+def _app() -> Flask:
+    """The app itself, not its proxy: an ingest post reads it a dozen times, and each read
+    through `current_app` costs about half a microsecond (4 % of a legacy post's CPU)."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _recorder_allow(app: Flask) -> list[tuple[str, str]]:
+    domain = app.config.get("CORS_DOMAIN") or ""
     if not domain:
         return []
     allow = [("Access-Control-Allow-Origin", domain)]
@@ -65,7 +71,7 @@ def _recorder_allow() -> list[tuple[str, str]]:
 
 
 def _recorder_cors(response: Response) -> Response:
-    response.headers.extend(_recorder_allow())
+    response.headers.extend(_recorder_allow(_app()))
     return response
 
 
@@ -85,14 +91,13 @@ def benefits_post() -> Response:
 
 def post_benefits(environ: dict[str, Any]) -> Answer:
     """Store one record or a batch, all or nothing."""
+    app = _app()
     try:
         body = read_body(environ, benefits.MAX_BODY_BYTES)
     except BodyTooLarge as exc:
-        return _reply(benefits.too_large(current_app, exc.size), _recorder_allow())
-    reply = benefits.record(
-        current_app, body, environ.get("CONTENT_TYPE"), environ.get("REMOTE_ADDR")
-    )
-    return _reply(reply, _recorder_allow())
+        return _reply(benefits.too_large(app, exc.size), _recorder_allow(app))
+    reply = benefits.record(app, body, environ.get("CONTENT_TYPE"), environ.get("REMOTE_ADDR"))
+    return _reply(reply, _recorder_allow(app))
 
 
 @route("/benefits", ["GET"])
@@ -115,9 +120,9 @@ def statistics() -> Response:
 # --- Django collector -------------------------------------------------------------------------
 
 
-def _collector_allow(origin: str | None) -> list[tuple[str, str]]:
+def _collector_allow(app: Flask, origin: str | None) -> list[tuple[str, str]]:
     """Browsers on an allowed origin may read the answer (the old pages were same-origin)."""
-    patterns = current_app.config.get("COLLECTOR_ALLOWED_HOSTS") or ["*"]
+    patterns = app.config.get("COLLECTOR_ALLOWED_HOSTS") or ["*"]
     if origin and collector.allowed(patterns, collector.Caller(origin=origin, host=None)):
         return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
     return []
@@ -129,7 +134,7 @@ def collector_preflight() -> Response:
     response.headers["Access-Control-Allow-Methods"] = "POST"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     response.headers["Access-Control-Max-Age"] = "86400"
-    response.headers.extend(_collector_allow(request.headers.get("Origin")))
+    response.headers.extend(_collector_allow(_app(), request.headers.get("Origin")))
     return response
 
 
@@ -147,20 +152,21 @@ def collector_post() -> Response:
 
 def post_collector(environ: dict[str, Any]) -> Answer:
     """`200 {"task": id}` for any JSON object; the event or the reason it failed is stored."""
-    limit = current_app.config["MAX_BODY_BYTES"]
+    app = _app()
+    limit = app.config["MAX_BODY_BYTES"]
     origin = environ.get("HTTP_ORIGIN")
     try:
         body = read_body(environ, limit)
     except BodyTooLarge as exc:
-        reply = collector.too_large(current_app, exc.size, limit)
-        return _reply(reply, _collector_allow(origin))
+        reply = collector.too_large(app, exc.size, limit)
+        return _reply(reply, _collector_allow(app, origin))
     caller = collector.Caller(
         origin=origin,
         host=get_host(environ),
         ip=environ.get("REMOTE_ADDR"),
         user_agent=environ.get("HTTP_USER_AGENT"),
     )
-    return _reply(collector.collect(current_app, body, caller), _collector_allow(origin))
+    return _reply(collector.collect(app, body, caller), _collector_allow(app, origin))
 
 
 # --- FastAPI tracking demo ---------------------------------------------------------------------
@@ -192,14 +198,13 @@ def track_post() -> Response:
 
 def post_track(environ: dict[str, Any]) -> Answer:
     """`200 null` once stored; `422 {"detail": [...]}` naming each bad field."""
-    limit = current_app.config["MAX_BODY_BYTES"]
+    app = _app()
+    limit = app.config["MAX_BODY_BYTES"]
     try:
         body = read_body(environ, limit)
     except BodyTooLarge as exc:
-        return _reply(track.too_large(current_app, exc.size, limit), ANY_ORIGIN)
-    reply = track.track(
-        current_app, body, environ.get("HTTP_USER_AGENT"), environ.get("REMOTE_ADDR")
-    )
+        return _reply(track.too_large(app, exc.size, limit), ANY_ORIGIN)
+    reply = track.track(app, body, environ.get("HTTP_USER_AGENT"), environ.get("REMOTE_ADDR"))
     return _reply(reply, ANY_ORIGIN)
 
 
