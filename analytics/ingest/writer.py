@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Event, EventError, new_event_id, utcnow
-from .payload import MAX_STORED_DEPTH, clean_text, depth, scrub
+from .payload import MAX_STORED_DEPTH, clean_text, depth, json_size, scrub
 
 # Requests of at most this many rows share commits; a larger one has a commit's worth of rows
 # already, and queueing it behind the write in flight only cut the database's concurrency
@@ -107,9 +107,13 @@ def _json_value(value: Any) -> str:
     raise TypeError(f"an events column cannot hold {type(value).__name__}")
 
 
+# Made once (`json.dumps` with options builds an encoder at every call: 1 us of a lone row's 6).
+_ROWS_ENCODER = json.JSONEncoder(default=_json_value, separators=(",", ":"))
+
+
 def rows_json(rows: list[dict[str, Any]]) -> str:
     """Rows -> the one JSON parameter of `ROWS_SQL`."""
-    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+    return _ROWS_ENCODER.encode(rows)
 
 
 _SQL = {"postgresql": _insert_sql("%s"), "sqlite": _insert_sql("?")}
@@ -419,7 +423,7 @@ def error_row(
         raw_text = clean_text(raw_text)
         body_size = body_size if body_size is not None else size
     elif body_size is None:
-        body_size = len(json.dumps(payload, default=str)) if payload is not None else 0
+        body_size = json_size(payload) if payload is not None else 0
     return {
         "received_at": utcnow(),
         "endpoint": endpoint[:64],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Category, utcnow
 from ..country import country_of
-from ..payload import depth, parse_iso, parse_json, scrub
+from ..payload import depth, json_size, parse_iso, parse_json, scrub
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
 from . import Reply, rejection, summary
@@ -83,7 +82,7 @@ class CollectorEvent(BaseModel):
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
         if depth(value, MAX_DATA_DEPTH + 1) > MAX_DATA_DEPTH:
             raise ValueError(f"nested deeper than {MAX_DATA_DEPTH} levels")
-        if len(json.dumps(value, default=str)) > MAX_DATA_BYTES:
+        if json_size(value) > MAX_DATA_BYTES:
             raise ValueError(f"larger than {MAX_DATA_BYTES} bytes as JSON")
         return scrub(value)
 

@@ -9,7 +9,6 @@ device come from the User-Agent (a missing one is fine: the old server crashed o
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from typing import Annotated, Any, Literal
@@ -29,7 +28,7 @@ from pydantic import (
 
 from ...models import utcnow
 from ..country import country_of
-from ..payload import depth, from_epoch, parse_iso, parse_json, scrub
+from ..payload import depth, from_epoch, json_size, parse_iso, parse_json, scrub
 from ..useragent import parse_agent
 from ..visitor import visitor_id
 from ..writer import event_row, record_errors, store_events
@@ -105,7 +104,7 @@ class TrackIn(BaseModel):
     @field_validator("server_context")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if depth(value, 4) > 3 or len(json.dumps(value, default=str)) > 2048:
+        if depth(value, 4) > 3 or json_size(value) > 2048:
             raise ValueError("larger than 2 KB or nested deeper than 3 levels")
         return value
 
