@@ -40,32 +40,62 @@ def same(body: bytes | str) -> None:
         assert json.dumps(found[1]) == json.dumps(expected[1])
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'{"name": "pageview", "age": 12.5, "eid": "1e4f9a"}',
-        b'{"a": "nul \\u0000 here"}',  # escaped NUL: the walk replaces it
-        b'{"a": "\\ud800"}',  # a lone surrogate, escaped
-        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate as raw bytes
-        b'{"\\u0000": 1}',  # in a key
-        b'{"a": 1e999, "b": -1e999, "c": [1E400]}',  # too large for a float
-        b'{"a": ' + b"9" * 400 + b".0}",
-        b'{"a": 123456789012345678901234567890}',  # a large int stays an int
-        codecs.BOM_UTF8 + b'{"a": 1}',
-        '{"a": "é"}'.encode("utf-16"),
-        '{"a": "é"}'.encode(),
-        b'{"a": "raw \x00 nul"}',
-        b'{"a": NaN}',
-        b"[" * 5000 + b"]" * 5000,
-        b"\xff\xfe\xfd",
-        b"",
-        '{"a": "\\ud83d\\ude00"}',  # a str, with a valid pair of escapes
-        '{"a": "\udc80"}',  # a str holding a lone surrogate itself
-        '{"a": 1e999}',
-    ],
-)
+KNOWN: list[bytes | str] = [
+    b'{"name": "pageview", "age": 12.5, "eid": "1e4f9a"}',
+    b'{"a": "nul \\u0000 here"}',  # escaped NUL: the walk replaces it
+    b'{"a": "\\ud800"}',  # a lone surrogate, escaped
+    b'{"a": "\xed\xa0\x80"}',  # a lone surrogate as raw bytes
+    b'{"\\u0000": 1}',  # in a key
+    b'{"a": 1e999, "b": -1e999, "c": [1E400]}',  # too large for a float
+    b'{"a": ' + b"9" * 400 + b".0}",
+    b'{"a": 123456789012345678901234567890}',  # a large int stays an int
+    codecs.BOM_UTF8 + b'{"a": 1}',
+    '{"a": "é"}'.encode("utf-16"),
+    '{"a": "é"}'.encode(),
+    b'{"a": "raw \x00 nul"}',
+    b'{"a": NaN}',
+    b"[" * 5000 + b"]" * 5000,
+    b"\xff\xfe\xfd",
+    b"",
+    '{"a": "\\ud83d\\ude00"}',  # a str, with a valid pair of escapes
+    '{"a": "\udc80"}',  # a str holding a lone surrogate itself
+    '{"a": 1e999}',
+]
+
+
+@pytest.mark.parametrize("body", KNOWN)
 def test_known_bodies(body: bytes | str) -> None:
     same(body)
+
+
+def loads(body: bytes | str) -> tuple[str, Any]:
+    """What `parse_json` gave when it called `json.loads` itself (its decoder is made once now)."""
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return "value", json.loads(body, parse_constant=no_constants)
+    except RecursionError:
+        return "error", "JSON nested too deeply"
+    except UnicodeDecodeError:
+        return "error", "body is not UTF-8 text"
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [*KNOWN, "\ufeff{}", b'{"a": -Infinity}', '{"a": "é"}'.encode("utf-32"), b"[1, 2"],
+)
+def test_parse_json_reads_text_as_json_loads_does(body: bytes | str) -> None:
+    """The encoding from the first bytes (UTF-8, 16, 32; a UTF-8 BOM skipped), a str that starts
+    with a BOM refused, and every message the same."""
+    try:
+        found: tuple[str, Any] = "value", parse_json(body)
+    except ValueError as exc:
+        found = "error", str(exc)
+    assert found == loads(body)
 
 
 json_values = st.recursive(
