@@ -178,7 +178,7 @@ def ingest(body: bytes, meta: RequestMeta) -> Outcome:
         return Outcome(400, {"error": reason}, allow_origin=True)
 
     # The app itself, read through its proxy once: each read of `current_app` costs about
-    # half a microsecond, and a single event read it five times.
+    # half a microsecond, and a single event read it half a dozen times.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
     single = isinstance(data, dict)
