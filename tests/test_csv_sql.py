@@ -179,12 +179,13 @@ def test_a_dropped_download_returns_its_connection(site, monkeypatch):
     stream.close()  # what the server does when the client goes away
     assert db.engine.pool.checkedout() == before
     if db.engine.dialect.name == "postgresql":
-        # This database's COPYs only: the server also holds the other test workers' databases,
-        # where a refresher may be copying rows at this moment (CI failed on one, 2026-12-04).
-        # The cancel reaches the server a moment after the close: a few seconds are allowed.
+        # This database's exports only (`COPY (SELECT ...) TO STDOUT`): the server also holds
+        # the other test workers' databases, and a refresher copies rows in with `COPY rollup_...
+        # FROM STDIN` (CI failed on one such, 2026-12-04). The cancel reaches the server a
+        # moment after the close: a few seconds are allowed.
         copying = sa.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query LIKE 'COPY%' AND state = 'active' AND pid <> pg_backend_pid()"
+            "AND query LIKE 'COPY (%' AND state = 'active' AND pid <> pg_backend_pid()"
         )
         deadline = time.monotonic() + 5
         with db.engine.connect() as conn:
