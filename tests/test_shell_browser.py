@@ -3,6 +3,7 @@ the explorer with hostile event data, a raw CSV download, share-link limits, log
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ def app_config(database_url: str) -> dict[str, Any]:
 
 
 def test_setup_settings_explorer_and_export_in_a_browser(app, live_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     problems: list[str] = []
@@ -57,12 +60,11 @@ def test_setup_settings_explorer_and_export_in_a_browser(app, live_server, brows
         )
         record_errors([error_row("/api/events", f"bad {XSS}", raw=XSS, site_id=site.id)], conn)
 
-    # Explorer: the hostile name is shown as text and runs nowhere.
-    from playwright.sync_api import expect
-
-    # (`expect` waits for the page a click loads; `count()` reads whatever page is there: in
-    # CI's run of 2026-12-04 it read the explorer's, still shown after the click below.)
+    # Explorer: the hostile name is shown as text and runs nowhere. (`expect` and `wait_for_url`
+    # wait for the page a click loads; a locator's `count()` reads whatever page is there, and in
+    # CI's run of 2026-12-04 one after a click found none of what the new page shows.)
     page.click("nav >> text=Events")
+    page.wait_for_url(re.compile(r"/events\?site="))
     assert page.url.startswith(live_server + "/events?site=")
     expect(page.locator("table.events tbody tr")).to_have_count(2)
     expect(page.get_by_text(XSS, exact=True)).to_have_count(1)
