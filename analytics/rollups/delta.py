@@ -25,6 +25,7 @@ import uuid
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     MetaData,
     String,
@@ -33,11 +34,14 @@ from sqlalchemy import (
     and_,
     column,
     delete,
+    exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy import table as sql_table
 
@@ -158,7 +162,7 @@ def recount_added(
     bulk_insert(ADDED, ("occurred_at", "id"), added)
     _analyze(ADDED.name)
 
-    touched, pairs = _touched(site_id, day)
+    _, pairs = _touched(site_id, day)
     if len(pairs) - len(added) > max(_day_events(site_id, day) / 2, SMALL_DAY):
         raise RecountWhole(f"{len(pairs) - len(added)} events of the day touched")
     rows = db.session.execute(
@@ -170,22 +174,36 @@ def recount_added(
     elsewhere = [(k, key, as_date(d), was) for k, key, d, was in rows if as_date(d) != day]
     visitors, visits = spanning(pairs, {(k, key) for k, key, _, _ in elsewhere})
     spans = {("u", u) for u in visitors} | {("v", v) for v in visits}
-    db.session.execute(delete(KEYS))
-    bulk_insert(
-        KEYS, ("kind", "key", "spans"),
-        [(k, key, "y" if (k, key) in spans else "n") for k, key in touched],
-    )  # fmt: skip
-    _analyze(KEYS.name)
+    _flag_spanning_keys(spans)
 
     _update_facts(site_id, day)  # before the span events change: "before" reads the old ones
     _update_span_events(site_id, day)
-    _update_presence(site_id, day, touched, present, spans)
+    _update_presence(site_id, day, present, spans)
     # Days holding a key that now spans but was counted there as day-local are recounted whole
     # (queued even when this round will come to them: a queued list of added rows alone would
     # only recount the keys those rows touch).
     for other_day in {d for k, key, d, was in elsewhere if (k, key) in spans and not was}:
         db.session.execute(insert(RollupQueue).values(site_id=site_id, day=other_day))
     drop(ADDED.name, KEYS.name, NOW, BEFORE, TOUCHED_EVENTS)
+
+
+def _flag_spanning_keys(spans: set[Key]) -> None:
+    """Mark the touched keys that span days in KEYS (written with none marked by `_touched`).
+
+    Only those rows change: rewriting every touched key to mark a few (until 2026-12-04) sent
+    each of them through COPY a second time, two keys per event on a day of new visitors, and
+    analysed the table again. Its statistics are refreshed only when some rows changed.
+    """
+    for kind in ("u", "v"):
+        chosen = sorted(key for k, key in spans if k == kind)
+        for at in range(0, len(chosen), 500):
+            db.session.execute(
+                update(KEYS)
+                .where(KEYS.c.kind == kind, KEYS.c.key.in_(chosen[at : at + 500]))
+                .values(spans="y")
+            )
+    if spans:
+        _analyze(KEYS.name)
 
 
 def _analyze(name: str) -> None:
@@ -369,11 +387,26 @@ def _update_span_events(site_id: int, day: dt.date) -> None:
 
 
 def _update_presence(
-    site_id: int, day: dt.date, touched: set[Key], present: dict[Key, bool], spans: set[Key]
+    site_id: int, day: dt.date, present: dict[Key, bool], spans: set[Key]
 ) -> None:
-    """Add the day's new visitors and visits; flag exactly the touched ones that span."""
-    new = [(site_id, *key, day, key in spans) for key in touched if key not in present]
-    bulk_insert(PRESENCE, ("site_id", "kind", "key", "day", "spans"), new)
+    """Add the day's new visitors and visits; flag exactly the touched ones that span.
+
+    The new ones are the touched keys (KEYS, flagged) not yet present that day, copied by the
+    database itself: on a day of new visitors that is two rows per event, which the refresher
+    once built in Python and sent back through COPY.
+    """
+    there = exists().where(
+        PRESENCE.c.site_id == site_id,
+        PRESENCE.c.day == day,
+        PRESENCE.c.kind == KEYS.c.kind,
+        PRESENCE.c.key == KEYS.c.key,
+    )
+    new = select(
+        literal(site_id), KEYS.c.kind, KEYS.c.key, literal(day, Date), KEYS.c.spans == "y"
+    ).where(~there)
+    db.session.execute(
+        insert(PRESENCE).from_select(["site_id", "kind", "key", "day", "spans"], new)
+    )
     for value in (True, False):
         flip = [key for key, was in present.items() if was != value and (key in spans) == value]
         set_spans(site_id, day, flip, value)
