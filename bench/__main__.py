@@ -21,7 +21,15 @@ if str(ROOT) not in sys.path:
 from bench.database import postgres  # noqa: E402
 from bench.report import Table  # noqa: E402
 from bench.serving import THREADS  # noqa: E402
-from bench.suites import dashboards, export, ingest, instructions, soak, tracker  # noqa: E402
+from bench.suites import (  # noqa: E402
+    dashboards,
+    export,
+    ingest,
+    instructions,
+    refresh,
+    soak,
+    tracker,
+)
 
 SUITES = {
     "tracker": tracker.run,
@@ -30,8 +38,9 @@ SUITES = {
     "dashboards": dashboards.run,
     "soak": soak.run,
 }
-# Run by name only: valgrind is slow, and CI's machine has none.
-BY_NAME = {"instructions": instructions.run}
+# Run by name only: valgrind is slow, and CI's machine has none; the refresher's cost alone is
+# a figure to compare changes to the refresher by, beside the ingest suite's.
+BY_NAME = {"instructions": instructions.run, "refresh": refresh.run}
 
 
 def _sizes(value: str) -> list[int]:
