@@ -44,6 +44,14 @@ def _stat(path: Path) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def process_seconds(pid: int) -> float:
+    """CPU seconds a process (e.g. a database backend on this machine) has used so far."""
+    found = _stat(Path(f"/proc/{pid}/stat"))
+    if found is None:
+        raise ProcessLookupError(pid)
+    return found[1]
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()

@@ -32,11 +32,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from analytics.ingest.writer import PREPARED_SQL, event_row, rows_json  # noqa: E402
+from bench.cpu import process_seconds  # noqa: E402
 from bench.database import drop_database, fresh_database, libpq_url  # noqa: E402
 
 DATABASE = "analytics_bench_refresh"
 GROUP = 3  # rows per statement: the group writer's mean under the ingest suite's load
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,6 @@ class Round:
     python_us: float  # the refresher's own CPU per added event
     database_us: float  # its database backend's CPU per added event
     store_us: float  # the database's CPU per event to store the added events
-
-
-def backend_cpu(pid: int) -> float:
-    """CPU seconds a database backend has used (it runs on this machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 class Store:
@@ -69,7 +63,7 @@ class Store:
 
     def add(self, events: int) -> float:
         """Store `events` new events; return the database's CPU seconds for it."""
-        before = sum(backend_cpu(pid) for pid in self.pids)
+        before = sum(process_seconds(pid) for pid in self.pids)
         first, self.made = self.made, self.made + events
         parts = [range(first + n, first + events, len(self.conns)) for n in range(len(self.conns))]
         threads = [
@@ -80,7 +74,7 @@ class Store:
             thread.start()
         for thread in threads:
             thread.join()
-        return sum(backend_cpu(pid) for pid in self.pids) - before
+        return sum(process_seconds(pid) for pid in self.pids) - before
 
     def _write(self, conn: psycopg.Connection, numbers: range) -> None:
         numbers = list(numbers)
@@ -118,7 +112,14 @@ def measure(per_round: int = 35_000, rounds: int = 4) -> list[Round]:
     try:
         env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
         _, site_id = _setup(url, env)
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+        # One pooled connection: the backend whose CPU is read is the one the round used.
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "SECRET_KEY": "bench",
+                "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0},
+            }
+        )
         store = Store(url, site_id)
         try:
             for n in range(rounds + 1):
@@ -126,11 +127,11 @@ def measure(per_round: int = 35_000, rounds: int = 4) -> list[Round]:
                 with app.app_context():
                     pid = db.session.execute(db.text("SELECT pg_backend_pid()")).scalar_one()
                     db.session.commit()
-                    cpu, backend, wall = time.process_time(), backend_cpu(pid), time.monotonic()
+                    cpu, backend, wall = time.process_time(), process_seconds(pid), time.monotonic()
                     if refresh() != 1:
                         raise RuntimeError("the refresh round did not count the day")
                     wall = time.monotonic() - wall
-                    cpu, backend = time.process_time() - cpu, backend_cpu(pid) - backend
+                    cpu, backend = time.process_time() - cpu, process_seconds(pid) - backend
                     db.session.remove()
                 found.append(
                     Round(
