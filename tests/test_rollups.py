@@ -275,6 +275,35 @@ def test_added_rows_recount_only_what_they_touch(app, site, monkeypatch):
     assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=2), "hour")
 
 
+def test_added_rows_that_touch_most_of_the_day_recount_it_whole(app, site, monkeypatch):
+    """A visitor whose events run through most of a built day: an added row of theirs touches
+    the whole of it, and the day is recounted whole rather than read twice in part."""
+    from analytics.rollups import delta
+
+    monkeypatch.setattr(delta, "SMALL_DAY", 5)  # a day of tens of events is "big" here
+
+    def visit(minute: int, visitor: str) -> dict:
+        return event_row(site_id=site.id, occurred_at=DAY0 + dt.timedelta(minutes=minute),
+                         name="pageview", source="tracker", path=f"/{minute % 7}",
+                         session_id=f"s-{visitor}", visitor_id=visitor)  # fmt: skip
+
+    store_events([visit(m, "regular") for m in range(30)])
+    store_events([visit(100 + m, f"v{m}") for m in range(10)])
+    rollups.refresh()
+    calls = []
+    real = rollups.refresh_day
+    monkeypatch.setattr(rollups, "refresh_day",
+                        lambda s, d, whole=False: calls.append(whole) or real(s, d, whole))
+    store_events([visit(200, "regular")])  # touches 31 of the day's 41 events
+    rollups.refresh()
+    assert calls == [False, True] and count(RollupQueue) == 0
+    recounted = _stored_state()
+    rollups.queue_rebuild()
+    rollups.refresh()
+    assert _stored_state() == recounted
+    assert_same_answers(site, DAY0, DAY0 + dt.timedelta(days=1), "hour")
+
+
 def test_a_deletion_or_a_big_statement_recounts_the_whole_day(app, site):
     """Only inserts list their rows; the trigger lists at most ADDED_LIMIT rows a statement."""
     from analytics.rollups import delta

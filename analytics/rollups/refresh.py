@@ -264,15 +264,7 @@ def refresh_day(
     the day's events."""
     start = midnight(day)
     begin()
-    # The queue rows are taken in the statement that deletes them: on SQLite a SELECT before
-    # the DELETE ran outside the write transaction, and a row queued in between was deleted
-    # unread (its events never counted).
-    lists = db.session.execute(
-        delete(RollupQueue)
-        .where(RollupQueue.site_id == site_id, RollupQueue.day == day)
-        .returning(RollupQueue.added)
-    ).scalars().all()
-    added = None if whole else delta.added_rows(site_id, day, lists)
+    added = delta.take_queue(site_id, day, whole)
     if added is not None:
         try:
             delta.recount_added(site_id, day, added)
