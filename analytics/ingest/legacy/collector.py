@@ -24,12 +24,15 @@ from urllib.parse import urlsplit
 from flask import Flask
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
 from ...extensions import db
@@ -45,6 +48,7 @@ ENDPOINT = "/collector"
 SOURCE = "collector"
 MAX_DATA_BYTES = 32 * 1024
 MAX_DATA_DEPTH = 10
+MAX_TIME_CHARS = 64
 
 Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
@@ -60,6 +64,20 @@ def parse_collector_time(value: str) -> dt.datetime:
         ) from exc
 
 
+def _collector_time(value: Any) -> dt.datetime:
+    """The timestamp field: a string of at most MAX_TIME_CHARS, read once, here (the row takes
+    the time this returns). Errors as pydantic words them for a string field."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if len(value) > MAX_TIME_CHARS:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": MAX_TIME_CHARS},
+        )
+    return parse_collector_time(value)
+
+
 class CollectorEvent(BaseModel):
     """The body of `POST /collector`. Extra fields are ignored."""
 
@@ -72,10 +90,11 @@ class CollectorEvent(BaseModel):
         description=f"Free-form event data: at most {MAX_DATA_BYTES // 1024} KB as JSON, "
         f"{MAX_DATA_DEPTH} levels"
     )
-    timestamp: Annotated[str, StringConstraints(max_length=64)] = Field(
-        description="ISO 8601, e.g. `2021-01-01 09:15:27.243860`; without a zone it is UTC",
-        json_schema_extra={"format": "date-time"},
-    )
+    timestamp: Annotated[
+        dt.datetime,
+        BeforeValidator(_collector_time),
+        WithJsonSchema({"type": "string", "format": "date-time", "maxLength": MAX_TIME_CHARS}),
+    ] = Field(description="ISO 8601, e.g. `2021-01-01 09:15:27.243860`; without a zone it is UTC")
 
     @field_validator("data")
     @classmethod
@@ -85,12 +104,6 @@ class CollectorEvent(BaseModel):
         if json_size(value) > MAX_DATA_BYTES:
             raise ValueError(f"larger than {MAX_DATA_BYTES} bytes as JSON")
         return scrub(value)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        parse_collector_time(value)
-        return value
 
 
 def dedupe_key(session_id: str) -> str:
@@ -115,7 +128,7 @@ def event_from(
         category=scrub(event.category),
         session_id=scrub(event.session_id),
         visitor_id=visitor,
-        occurred_at=parse_collector_time(event.timestamp),
+        occurred_at=event.timestamp,
         received_at=received_at or utcnow(),
         dedupe_key=dedupe_key(event.session_id),
         country=country,
@@ -235,6 +248,6 @@ def collect(app: Flask, body: bytes, caller: Caller) -> Reply:
     if store_events([row]) == 0:
         return refuse(
             f"duplicate: an event with session_id {event.session_id!r} and timestamp "
-            f"{event.timestamp!r} is already stored"
+            f"{data['timestamp']!r} is already stored"
         )
     return Reply(200, {"task": str(row["id"])})
