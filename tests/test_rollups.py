@@ -572,6 +572,33 @@ def test_a_refresh_asked_to_stop_ends_between_rounds_and_frees_the_lease(app, si
     assert rollups.refresh() == 1 and count(RollupQueue) == 0
 
 
+def test_a_refresh_cut_short_inside_a_statement_still_ends_and_frees_the_lease(
+    app, site, monkeypatch
+):
+    """SIGTERM ends the refresher process at once (its handler raises SystemExit) and may land
+    just after a statement was sent: the connection then cannot even roll back ("another
+    command is already in progress"). The refresh must still end with the SystemExit, not
+    with that error (which `refresh_round` logged as a failed round, with two tracebacks, at a
+    server's stop), and free the lease on its way out; its day stays queued."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a statement in flight on a psycopg connection")
+    store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
+
+    def cut_short(site_id, day):
+        raw = db.session.connection().connection.driver_connection
+        raw.pgconn.send_query(b"SELECT pg_sleep(0.05)")  # sent, its answer not read
+        raise SystemExit(0)
+
+    monkeypatch.setattr(rollups, "refresh_day", cut_short)
+    with pytest.raises(SystemExit):
+        rollups.refresh()
+    monkeypatch.undo()
+    assert rollups.acquire_lease("another-node")  # freed, not left to expire
+    rollups.release_lease("another-node")
+    assert count(RollupQueue) == 1
+    assert rollups.refresh() == 1 and count(RollupQueue) == 0
+
+
 def test_events_of_one_instant_are_found_by_their_primary_key(app, site):
     """Thousands of collector events sent with one timestamp (a client's fixed clock, an import
     of whole seconds) share an occurred_at. The refresher finds the rows an insert added by

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from psycopg import pq
 from sqlalchemy import (
     Date,
     FromClause,
@@ -186,9 +187,26 @@ def refresh(
                 refresh_totals(site)
         split_missing(site_id, stopping=stopping)
     finally:
-        db.session.rollback()
+        _end_transaction()
         release_lease(refreshed=done > 0)
     return done
+
+
+def _end_transaction() -> None:
+    """Roll back what a round left open. A round cut short inside a statement (SIGTERM, whose
+    handler raises SystemExit at once) leaves its connection waiting for that statement's
+    answer, unable to roll back ("another command is already in progress"): that connection
+    is dropped instead (the server rolls its transaction back) and the session goes on with a
+    new one, so that the lease is still freed and the SystemExit, not that error, ends the
+    refresh."""
+    session = db.session()
+    if session.in_transaction():
+        driver = session.connection().connection.driver_connection
+        info = getattr(driver, "info", None)  # psycopg's connection information; SQLite's none
+        if info is not None and info.transaction_status == pq.TransactionStatus.ACTIVE:
+            session.invalidate()
+            return
+    session.rollback()
 
 
 def _requeue(pairs: list[tuple[int, dt.date]]) -> None:
