@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -572,24 +573,38 @@ def test_a_refresh_asked_to_stop_ends_between_rounds_and_frees_the_lease(app, si
     assert rollups.refresh() == 1 and count(RollupQueue) == 0
 
 
+def _sent_then_cut() -> None:
+    """A statement sent, its answer not read: SIGTERM right after psycopg sent it."""
+    raw = db.session.connection().connection.driver_connection
+    raw.pgconn.send_query(b"SELECT pg_sleep(0.05)")
+    raise SystemExit(0)
+
+
+def _cut_while_waiting() -> None:
+    """SIGTERM while psycopg waits for an answer under SQLAlchemy (which then marks the
+    connection invalid), as the refresher process's handler does it: a real signal."""
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        db.session.execute(sa.text("SELECT pg_sleep(5)"))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("cut", [_sent_then_cut, _cut_while_waiting])
 def test_a_refresh_cut_short_inside_a_statement_still_ends_and_frees_the_lease(
-    app, site, monkeypatch
+    app, site, monkeypatch, cut
 ):
-    """SIGTERM ends the refresher process at once (its handler raises SystemExit) and may land
-    just after a statement was sent: the connection then cannot even roll back ("another
+    """SIGTERM ends the refresher process at once (its handler raises SystemExit), and may land
+    while a statement is in flight: the connection then cannot even roll back ("another
     command is already in progress"). The refresh must still end with the SystemExit, not
-    with that error (which `refresh_round` logged as a failed round, with two tracebacks, at a
-    server's stop), and free the lease on its way out; its day stays queued."""
+    with an error of its clean-up (which `refresh_round` logged as a failed round, with two
+    tracebacks, at a server's stop), and free the lease on its way out; its day stays queued."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a statement in flight on a psycopg connection")
     store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])
-
-    def cut_short(site_id, day):
-        raw = db.session.connection().connection.driver_connection
-        raw.pgconn.send_query(b"SELECT pg_sleep(0.05)")  # sent, its answer not read
-        raise SystemExit(0)
-
-    monkeypatch.setattr(rollups, "refresh_day", cut_short)
+    monkeypatch.setattr(rollups, "refresh_day", lambda site_id, day: cut())
     with pytest.raises(SystemExit):
         rollups.refresh()
     monkeypatch.undo()

@@ -36,7 +36,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import (
@@ -193,20 +194,27 @@ def refresh(
 
 
 def _end_transaction() -> None:
-    """Roll back what a round left open. A round cut short inside a statement (SIGTERM, whose
-    handler raises SystemExit at once) leaves its connection waiting for that statement's
-    answer, unable to roll back ("another command is already in progress"): that connection
-    is dropped instead (the server rolls its transaction back) and the session goes on with a
-    new one, so that the lease is still freed and the SystemExit, not that error, ends the
-    refresh."""
+    """Roll back what a round left open. A round cut short by SIGTERM (whose handler raises
+    SystemExit at once) may leave its connection waiting for a statement's answer, unable to
+    roll back ("another command is already in progress"): that connection is dropped instead
+    (the server rolls its transaction back), so that the lease is still freed and the
+    SystemExit, not that error, ends the refresh."""
     session = db.session()
-    if session.in_transaction():
+    if _statement_in_flight(session):
+        session.invalidate()
+    else:
+        session.rollback()
+
+
+def _statement_in_flight(session: Session) -> bool:
+    if not session.in_transaction():
+        return False
+    try:
         driver = session.connection().connection.driver_connection
-        info = getattr(driver, "info", None)  # psycopg's connection information; SQLite's none
-        if info is not None and info.transaction_status == pq.TransactionStatus.ACTIVE:
-            session.invalidate()
-            return
-    session.rollback()
+    except SQLAlchemyError:  # already invalidated (SQLAlchemy saw the interruption): roll back
+        return False
+    info = getattr(driver, "info", None)  # psycopg's connection information; SQLite has none
+    return info is not None and info.transaction_status == pq.TransactionStatus.ACTIVE
 
 
 def _requeue(pairs: list[tuple[int, dt.date]]) -> None:
