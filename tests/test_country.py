@@ -65,8 +65,8 @@ def test_a_private_or_invalid_address_gives_none(ip):
 
 def routable(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address as Python's `ipaddress` reads and classifies it (the module asked it itself
-    until it was found to cost a fifth of a post's instructions): None when invalid or not
-    global."""
+    until that was found to cost a fifth of a post's instructions for a public IPv4 address):
+    None when invalid or not global."""
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
