@@ -583,7 +583,10 @@ def _sent_then_cut() -> None:
 def _cut_while_waiting() -> None:
     """SIGTERM while psycopg waits for an answer under SQLAlchemy (which then marks the
     connection invalid), as the refresher process's handler does it: a real signal."""
-    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    def end(*_):
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGALRM, end)
     signal.setitimer(signal.ITIMER_REAL, 0.1)
     try:
         db.session.execute(sa.text("SELECT pg_sleep(1)"))  # cut after 0.1 s
