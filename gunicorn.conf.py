@@ -19,6 +19,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # write is in flight, and with 4 threads the groups were small and the cores waited on commits
 # (README, Benchmarks: 2 x 16 against 2 x 4, 2026-12-03).
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+# connections over them. On the one socket the master shares, the workers race to accept, and a
+# kept-alive connection stays with the winner: under 16 wrk connections one worker held all 16
+# in 2 of 6 runs, and served them alone on one core at 2,469-2,526 requests/s against
+# 3,204-3,664 (README, Benchmarks, 2026-12-05). A reverse proxy keeps a few upstream connections
+# alive just so. With it: every run on both workers. Two servers started on one port share it
+# instead of the second failing, and gunicorn then ignores listeners handed down by systemd.
+reuse_port = True
 # A worker that stops answering its master's heartbeat for this long is restarted; also the
 # time a restart gives in-flight requests to finish.
 timeout = 30
