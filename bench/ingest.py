@@ -393,7 +393,12 @@ def stalled(run: Run) -> bool:
     The same holds for the bare insert, the floor that marks a ratio out of reach: it left
     6-17 % of the cores idle in normal runs; in CI's run of 2026-12-04 its grouped case ran at
     1,710 events/s (4,415 that morning) with 36 % idle, and marked the single-event target out
-    of reach on that run alone."""
+    of reach on that run alone.
+
+    The cause, found on 2026-12-05: the workers shared one listening socket, and wrk's 16
+    kept-alive connections could all land on one of them, which served them on one core. Each
+    worker has listened on a socket of its own since (gunicorn.conf.py, `reuse_port`); the check
+    stays, as a guard."""
     if not run.cpu:
         return False
     return run.cpu["idle"] > STALL_IDLE * sum(run.cpu.values())

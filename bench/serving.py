@@ -32,10 +32,12 @@ def serve(
 ) -> tuple[subprocess.Popen, str]:
     """Start gunicorn on a free port; return the process and its base URL once it answers.
 
-    Answers, not accepts: gunicorn's master listens before any worker has imported the app, so
-    a connection alone proved nothing, and the first request timed the workers' start (2.4-2.8
-    s on a slow day, failing the latency bounds of tests/test_slow_clients.py). A worker only
-    takes connections once it runs, so one HTTP answer means requests are served from then on.
+    Answers, not accepts: each gthread worker listens before it has imported the app
+    (gunicorn.conf.py, `reuse_port`), so a connection alone proved nothing, and the first request
+    timed the workers' start (2.4-2.8 s on a slow day, failing the latency bounds of
+    tests/test_slow_clients.py). One answer proves one worker runs; a connection the kernel
+    hands to another one still waits for that worker's start, so a gthread server is returned
+    only once every worker polls its listener (`polling_workers`).
     """
     port = free_port()
     proc = subprocess.Popen(
@@ -62,13 +64,73 @@ def serve(
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn {module} exited with status {proc.returncode}")
-            if _answers(port):
+            if _answers(port) and (
+                worker_class != "gthread" or polling_workers(proc.pid, port) == workers
+            ):
                 return proc, f"http://127.0.0.1:{port}"
             time.sleep(0.1)
         raise RuntimeError(f"{module} did not start")
     except BaseException:  # also Ctrl-C or SIGTERM while it starts
         stop(proc)
         raise
+
+
+def children(pid: int) -> list[int]:
+    """A process's children (gunicorn's master: its workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as found:
+            return [int(child) for child in found.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def sockets_of(pid: int) -> dict[int, int]:
+    """A process's open sockets: {inode: file descriptor}."""
+    found = {}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return {}
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if link.startswith("socket:["):
+            found[int(link[8:-1])] = int(fd)
+    return found
+
+
+def tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
+    """(local port, remote port, state, inode) of every TCP socket; state "0A" is listening,
+    "01" established."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+                yield local, remote, fields[3], int(fields[9])
+
+
+def polling_workers(master: int, port: int) -> int:
+    """How many of gunicorn's workers have a listener on `port` registered with their poller:
+    a gthread worker registers it once its app is loaded and it runs (read from /proc)."""
+    listening = {
+        inode for local, _, state, inode in tcp_sockets() if local == port and state == "0A"
+    }
+    ready = 0
+    for pid in children(master):
+        listeners = {fd for inode, fd in sockets_of(pid).items() if inode in listening}
+        polled: set[int] = set()
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    polled |= {int(line.split()[1]) for line in info if line.startswith("tfd:")}
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ready += bool(listeners & polled)
+    return ready
 
 
 def _answers(port: int) -> bool:
