@@ -67,6 +67,8 @@ def serve(
             if _answers(port) and (
                 worker_class != "gthread" or polling_workers(proc.pid, port) == workers
             ):
+                if strangers(proc.pid, port):
+                    raise RuntimeError(f"another server listens on port {port} too")
                 return proc, f"http://127.0.0.1:{port}"
             time.sleep(0.1)
         raise RuntimeError(f"{module} did not start")
@@ -131,6 +133,19 @@ def polling_workers(master: int, port: int) -> int:
             continue
         ready += bool(listeners & polled)
     return ready
+
+
+def strangers(master: int, port: int) -> set[int]:
+    """Listeners on `port` that neither gunicorn's master nor its workers hold. With
+    `reuse_port`, a second server given the same port (two `free_port` calls that happened to
+    agree) would share it, and each would answer the other's requests, instead of failing."""
+    ours: set[int] = set()
+    for pid in (master, *children(master)):
+        ours |= set(sockets_of(pid))
+    listening = {
+        inode for local, _, state, inode in tcp_sockets() if local == port and state == "0A"
+    }
+    return listening - ours
 
 
 def _answers(port: int) -> bool:

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.serving import children, polling_workers, serve, sockets_of, stop, tcp_sockets
+from bench.serving import (
+    children,
+    polling_workers,
+    serve,
+    sockets_of,
+    stop,
+    strangers,
+    tcp_sockets,
+)
 
 CONNECTIONS = 32
 LISTEN, ESTABLISHED = "0A", "01"  # states in /proc/net/tcp
@@ -72,3 +80,15 @@ def test_the_kernel_spreads_kept_alive_connections_over_both_workers(gunicorn) -
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_second_server_on_the_same_port_is_noticed(gunicorn) -> None:
+    """With `reuse_port` a second listener on the port shares it silently: `serve` refuses to
+    hand out a server whose port another one holds too (`strangers`)."""
+    master, port = gunicorn
+    assert not strangers(master, port)
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", port))  # accepted: the kernel lets it share the port
+        other.listen()
+        assert strangers(master, port) == {os.fstat(other.fileno()).st_ino}
