@@ -115,15 +115,18 @@ def tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
                 yield local, remote, fields[3], int(fields[9])
 
 
+def listeners(port: int) -> set[int]:
+    """The inodes of the sockets listening on `port`."""
+    return {inode for local, _, state, inode in tcp_sockets() if local == port and state == "0A"}
+
+
 def polling_workers(master: int, port: int) -> int:
     """How many of gunicorn's workers have a listener on `port` registered with their poller:
     a gthread worker registers it once its app is loaded and it runs (read from /proc)."""
-    listening = {
-        inode for local, _, state, inode in tcp_sockets() if local == port and state == "0A"
-    }
+    listening = listeners(port)
     ready = 0
     for pid in children(master):
-        listeners = {fd for inode, fd in sockets_of(pid).items() if inode in listening}
+        own = {fd for inode, fd in sockets_of(pid).items() if inode in listening}
         polled: set[int] = set()
         try:
             for fd in os.listdir(f"/proc/{pid}/fdinfo"):
@@ -131,7 +134,7 @@ def polling_workers(master: int, port: int) -> int:
                     polled |= {int(line.split()[1]) for line in info if line.startswith("tfd:")}
         except (FileNotFoundError, ProcessLookupError):
             continue
-        ready += bool(listeners & polled)
+        ready += bool(own & polled)
     return ready
 
 
@@ -142,10 +145,7 @@ def strangers(master: int, port: int) -> set[int]:
     ours: set[int] = set()
     for pid in (master, *children(master)):
         ours |= set(sockets_of(pid))
-    listening = {
-        inode for local, _, state, inode in tcp_sockets() if local == port and state == "0A"
-    }
-    return listening - ours
+    return listeners(port) - ours
 
 
 def _answers(port: int) -> bool:

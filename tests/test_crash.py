@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from analytics.ingest.writer import GROUP_ROWS
 from analytics.models import Event, Site
-from bench.serving import serve, stop
+from bench.serving import children, serve, stop
 
 from .conftest import DESKTOP_CHROME
 
@@ -46,11 +46,6 @@ def pg_url(request) -> Iterator[str]:
         conn.execute(sa.insert(Site).values(public_id="crash", name="Crash", origins=[]))
     engine.dispose()
     yield url
-
-
-def workers_of(master: int) -> list[int]:
-    with open(f"/proc/{master}/task/{master}/children") as children:
-        return [int(pid) for pid in children.read().split()]
 
 
 MADE: dict[str, int] = {}  # when each batch was made, epoch ms: a resend repeats it
@@ -116,7 +111,7 @@ def test_a_killed_worker_leaves_no_half_batch(pg_url: str, group_commit: str) ->
         killed = 0
         time.sleep(1.5)
         while killed < KILLS:
-            workers = workers_of(proc.pid)
+            workers = children(proc.pid)
             if workers:
                 # Kill a worker that is serving, not one still starting (on a busy machine a
                 # start takes seconds): once it has answered a round of posts, more are in flight.

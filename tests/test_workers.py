@@ -18,6 +18,7 @@ import pytest
 
 from bench.serving import (
     children,
+    listeners,
     polling_workers,
     serve,
     sockets_of,
@@ -27,12 +28,11 @@ from bench.serving import (
 )
 
 CONNECTIONS = 32
-LISTEN, ESTABLISHED = "0A", "01"  # states in /proc/net/tcp
+ESTABLISHED = "01"  # a state in /proc/net/tcp
 
 
-def listeners(pid: int, port: int) -> set[int]:
-    held = sockets_of(pid)
-    return {i for lp, _, state, i in tcp_sockets() if lp == port and state == LISTEN and i in held}
+def listeners_of(pid: int, port: int) -> set[int]:
+    return listeners(port) & set(sockets_of(pid))
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def test_each_worker_listens_on_a_socket_of_its_own(gunicorn) -> None:
     """And both run once `serve` returns: a connection the kernel hands to either is served."""
     master, port = gunicorn
     assert polling_workers(master, port) == 2
-    held = {pid: listeners(pid, port) for pid in children(master)}
+    held = {pid: listeners_of(pid, port) for pid in children(master)}
     first, second = held.values()
     assert len(first) == len(second) == 1 and not first & second, held
-    assert not listeners(master, port), "the master holds no listener the workers race for"
+    assert not listeners_of(master, port), "the master holds no listener the workers race for"
 
 
 def test_the_kernel_spreads_kept_alive_connections_over_both_workers(gunicorn) -> None:
