@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from analytics.ingest.writer import PREPARED_SQL, event_row, rows_json  # noqa: E402
+from analytics.ingest.writer import PREPARED_SQL, event_row, rows_json_bytes  # noqa: E402
 from bench.cpu import process_seconds  # noqa: E402
 from bench.database import drop_database, fresh_database, libpq_url  # noqa: E402
 
@@ -89,7 +89,7 @@ class Store:
                 )  # fmt: skip
                 for n in numbers[at : at + GROUP]
             ]
-            res = conn.pgconn.exec_prepared(b"bench_rows", [rows_json(rows).encode()])
+            res = conn.pgconn.exec_prepared(b"bench_rows", [rows_json_bytes(rows)])
             if res.status != psycopg.pq.ExecStatus.TUPLES_OK:
                 raise RuntimeError(res.error_message.decode("utf-8", "replace"))
 

@@ -181,18 +181,28 @@ def test_a_failed_group_fails_every_request_in_it_and_stores_nothing(app, make_s
     assert post(app, event(kept_id, "after"))[0] == 202
 
 
-def test_a_batch_stores_every_column_as_a_lone_row_does(app, site):
+UTC_TIME = dt.datetime(2026, 3, 1, 10, 30, 15, 123456)
+OFFSET_TIME = dt.datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+@pytest.mark.parametrize("when", [UTC_TIME, OFFSET_TIME], ids=["naive", "offset"])
+@pytest.mark.parametrize("big", [1, 123456789012345678901234567890], ids=["int", "long-int"])
+@pytest.mark.parametrize("grouped", [False, True], ids=["alone", "grouped"])
+def test_a_batch_stores_every_column_as_a_lone_row_does(app, site, when, big, grouped):
     """The JSON statement of a batch and the VALUES of a lone row store the same values: quotes,
-    backslashes and non-ASCII text, nested properties, ids, and an offset time as UTC."""
+    backslashes and non-ASCII text, nested properties, ids, and an offset time as UTC. Written by
+    orjson (naive times) or by `json` (an offset time, an integer orjson cannot hold) alike, sent
+    as text through psycopg or as bytes through libpq (the group writer)."""
     from analytics.extensions import db
     from analytics.ingest.writer import event_row, store_events
 
-    when = dt.datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    app.config["INGEST_GROUP_COMMIT"] = grouped
+
     fields = dict(
         site_id=site.id, name="pageview", source="api", path='/a "b" \\c/é', url="https://x.org/é?q=1",
         referrer="https://ref.example/", session_id="s-1", visitor_id="v" * 16, browser="Chrome",
         country="FR", item_id="RSA", occurred_at=when, received_at=when,
-        props={"nested": {"list": [1, 2.5, None, "ü"]}, "flag": True, "quote": '"'},
+        props={"nested": {"list": [1, 2.5, None, "ü", "😀"]}, "flag": True, "quote": '"', "n": big},
     )
     lone, pair = event_row(**fields), [event_row(**fields), event_row(**fields)]
     for i, row in enumerate([lone, *pair]):
@@ -205,6 +215,5 @@ def test_a_batch_stores_every_column_as_a_lone_row_does(app, site):
     columns = [c.name for c in Event.__table__.columns if c.name not in {"id", "dedupe_key"}]
     shapes = {tuple(repr(getattr(e, c)) for c in columns) for e in stored}
     assert len(shapes) == 1
-    utc = dt.datetime(2026, 3, 1, 10, 30, 15, 123456)
-    assert stored[0].occurred_at == stored[0].received_at == utc
+    assert stored[0].occurred_at == stored[0].received_at == UTC_TIME
     assert stored[0].props == fields["props"] and stored[0].path == fields["path"]

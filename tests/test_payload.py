@@ -117,3 +117,46 @@ def test_any_json_value(value: Any, ascii_only: bool) -> None:
 @given(st.binary(max_size=200))
 def test_any_bytes(body: bytes) -> None:
     same(body)
+
+
+LONG_NUMBERS: list[bytes] = [
+    b'{"a": 9223372036854775807}',  # the largest 64-bit int: orjson keeps it
+    b'{"a": 9223372036854775808, "b": -9223372036854775809}',  # past it: orjson makes floats
+    b'{"a": 18446744073709551616}',
+    b'{"a": [' + b"7" * 40 + b"]}",
+    b'{"a": 0.1234567890123456789012}',  # many digits after the point: a float either way
+]
+
+
+@pytest.mark.parametrize("body", LONG_NUMBERS)
+def test_long_numbers_read_as_json_loads_reads_them(body: bytes) -> None:
+    """orjson, which reads most bodies, would turn an integer past 64 bits into a float."""
+    found = parse_json(body)
+    assert found == loads(body)[1]
+    assert json.dumps(found) == json.dumps(loads(body)[1])
+    same(body)
+
+
+def same_as_loads(body: bytes | str) -> None:
+    try:
+        found: tuple[str, Any] = "value", parse_json(body)
+    except ValueError as exc:
+        found = "error", str(exc)
+    expected = loads(body)
+    assert found == expected
+    if expected[0] == "value":
+        assert json.dumps(found[1]) == json.dumps(expected[1])
+
+
+@SETTINGS
+@given(json_values, st.booleans())
+def test_parse_json_reads_any_value_as_json_loads_does(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    same_as_loads(text.encode("utf-8", "surrogatepass"))
+    same_as_loads(text)
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_parse_json_reads_any_bytes_as_json_loads_does(body: bytes) -> None:
+    same_as_loads(body)

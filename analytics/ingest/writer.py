@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 import psycopg
 from flask import Flask, current_app
 from psycopg import pq
@@ -111,9 +112,27 @@ def _json_value(value: Any) -> str:
 _ROWS_ENCODER = json.JSONEncoder(default=_json_value, separators=(",", ":"))
 
 
+def rows_json_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Rows -> the one JSON parameter of `ROWS_SQL`, as UTF-8.
+
+    orjson writes ids and naive times as `_json_value` does, in C: 0.4 against 6.2 us for a
+    lone row. Rows it would write otherwise go through `json`: a time with an offset (orjson
+    would keep the offset, which a `timestamp` column ignores), and what orjson refuses (an
+    integer past 64 bits in `props`, a lone surrogate; `json` writes them, and the database
+    then takes or refuses them as before).
+    """
+    for row in rows:
+        if row["occurred_at"].tzinfo is not None or row["received_at"].tzinfo is not None:
+            return _ROWS_ENCODER.encode(rows).encode()
+    try:
+        return orjson.dumps(rows)
+    except orjson.JSONEncodeError:
+        return _ROWS_ENCODER.encode(rows).encode()  # ASCII: non-ASCII as \u escapes
+
+
 def rows_json(rows: list[dict[str, Any]]) -> str:
-    """Rows -> the one JSON parameter of `ROWS_SQL`."""
-    return _ROWS_ENCODER.encode(rows)
+    """Rows -> the one JSON parameter of `ROWS_SQL`, as text (for a driver's parameter)."""
+    return rows_json_bytes(rows).decode()
 
 
 _SQL = {"postgresql": _insert_sql("%s"), "sqlite": _insert_sql("?")}
@@ -194,7 +213,7 @@ def _execute_prepared(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> s
     raises psycopg's errors as a cursor would: OperationalError when the connection is lost.
     """
     pgconn = conn.pgconn
-    res = pgconn.exec_prepared(PREPARED, [rows_json(rows).encode()])
+    res = pgconn.exec_prepared(PREPARED, [rows_json_bytes(rows)])
     if res.status != pq.ExecStatus.TUPLES_OK:
         message = (res.error_message or pgconn.error_message).decode("utf-8", "replace").strip()
         if pgconn.status != pq.ConnStatus.OK:
@@ -307,7 +326,11 @@ class GroupWriter:
             conn = self._conn = pooled.driver_connection
             pooled.detach()  # ours from now on: the pool neither counts nor recycles it
             conn.autocommit = True  # one statement: its own transaction, no BEGIN/COMMIT trips
-            res = conn.pgconn.prepare(PREPARED, PREPARED_SQL)
+            # The rows go to libpq as UTF-8 bytes (`rows_json_bytes`), whatever the database's
+            # encoding: the server converts them, or refuses what its encoding cannot hold.
+            res = conn.pgconn.exec_(b"SET client_encoding TO 'UTF8'")
+            if res.status == pq.ExecStatus.COMMAND_OK:
+                res = conn.pgconn.prepare(PREPARED, PREPARED_SQL)
             if res.status != pq.ExecStatus.COMMAND_OK:
                 self._forget()
                 raise StoreFailed(res.error_message.decode("utf-8", "replace").strip())
