@@ -19,13 +19,17 @@ SETTINGS = settings(
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
 times = st.datetimes(
-    min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 30),
+    min_value=dt.datetime(1970, 1, 2),
+    max_value=dt.datetime(9998, 12, 30),
     timezones=st.none() | st.just(dt.UTC) | st.timezones(),
 )
 
