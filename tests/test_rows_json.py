@@ -1,5 +1,6 @@
-"""`rows_json_bytes` writes rows with orjson where it can: the JSON must be the very value the
-standard library's encoder (`_ROWS_ENCODER`, the reference) writes, for any row at all."""
+"""JSON written by orjson where it can: the rows for the database (`rows_json_bytes`) and the
+ingest answers (`json_body`) must be the very values the standard library's encoder (the
+reference: `_ROWS_ENCODER`, `json.dumps`) writes, for any row or value at all."""
 
 from __future__ import annotations
 
@@ -77,3 +78,15 @@ def test_ids_and_times_as_the_columns_read_them() -> None:
     )  # fmt: skip
     (written,) = json.loads(rows_json_bytes([aware]))
     assert written["occurred_at"] == "2026-12-05T03:00:00.000005"
+
+
+@SETTINGS
+@given(json_values | st.dictionaries(st.integers() | st.text(), json_values, max_size=4))
+def test_answers_read_as_json_dumps_writes_them(value: Any) -> None:
+    """An ingest answer's body (`views/answer.py`) is the JSON value `json.dumps` writes."""
+    from analytics.views.answer import json_body
+
+    body = json_body(value)
+    expected = json.loads(json.dumps(value))
+    assert json.loads(body) == expected
+    assert json.dumps(json.loads(body)) == json.dumps(expected)
