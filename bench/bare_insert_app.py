@@ -116,13 +116,14 @@ class _Group:
             group, self.queue = [me, *self.queue], []
         _insert([row for waiter in group for row in waiter.rows])
         with self.lock:
-            for waiter in group[1:]:
-                waiter.written = True
-                waiter.lock.release()
+            # the next leader first, as our GroupWriter does: first in line for the GIL
             if self.queue:
                 self.queue.pop(0).lock.release()  # not written: it leads the next write
             else:
                 self.busy = False
+            for waiter in group[1:]:
+                waiter.written = True
+                waiter.lock.release()
 
 
 _GROUP = _Group() if os.environ.get("BARE_GROUP_COMMIT") == "1" else None

@@ -217,3 +217,65 @@ def test_a_batch_stores_every_column_as_a_lone_row_does(app, site, when, big, gr
     assert len(shapes) == 1
     assert stored[0].occurred_at == stored[0].received_at == UTC_TIME
     assert stored[0].props == fields["props"] and stored[0].path == fields["path"]
+
+
+def test_a_write_that_ends_wakes_the_next_leader_before_its_own_group(monkeypatch):
+    """The next write's leader is woken first: woken after the group's requests, it queued for
+    the GIL behind all of them while the database waited (README, Benchmarks)."""
+    from analytics.ingest import writer
+
+    woken: list[str] = []
+
+    class Recorded(writer._Waiting):
+        __slots__ = ()
+
+        def __init__(self, rows: list[dict[str, Any]]) -> None:
+            super().__init__(rows)
+            lock, name = self.wake, rows[0]["name"]
+
+            class Wake:  # the waiting's lock, noting each release
+                acquire = lock.acquire
+
+                @staticmethod
+                def release() -> None:
+                    woken.append(name)
+                    lock.release()
+
+            self.wake = Wake()
+
+    monkeypatch.setattr(writer, "_Waiting", Recorded)
+    group_writer = writer.GroupWriter(sa.create_engine("sqlite://"))
+    gates = [threading.Event() for _ in range(3)]
+    written: list[list[str]] = []
+
+    def insert(rows: list[dict[str, Any]]) -> None:
+        written.append([row["name"] for row in rows])
+        assert gates[len(written) - 1].wait(30)
+        return None  # every row new
+
+    monkeypatch.setattr(group_writer, "_insert", insert)
+    threads: list[threading.Thread] = []
+
+    def write(name: str) -> None:
+        thread = threading.Thread(target=group_writer.write, args=([{"name": name, "id": name}],))
+        thread.start()
+        threads.append(thread)
+
+    write("a")  # leads the first write, held at its gate
+    wait_for(lambda: len(written) == 1, "the first write")
+    write("b")
+    write("c")
+    wait_for(lambda: group_writer.pending() == 2, "b and c to queue")
+    gates[0].set()  # a's write ends: b leads b and c
+    wait_for(lambda: len(written) == 2, "the second write")
+    write("d")
+    write("e")
+    wait_for(lambda: group_writer.pending() == 2, "d and e to queue")
+    del woken[:]
+    gates[1].set()  # b's write ends: d leads the next one, then b and c are answered
+    wait_for(lambda: len(written) == 3, "the third write")
+    gates[2].set()
+    for thread in threads:
+        thread.join(30)
+    assert written == [["a"], ["b", "c"], ["d", "e"]]
+    assert woken[:3] == ["d", "b", "c"]
