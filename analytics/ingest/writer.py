@@ -281,7 +281,9 @@ class GroupWriter:
     A write that ends wakes the next leader before its own group's requests. Woken after them,
     the leader waited for the GIL behind every one of them answering, and the database idled
     meanwhile: `/collector` ran at 2,866-3,272 events/s that way against 3,871-4,047 this way
-    (three interleaved 10 s runs each, 2 x 16 gthread; README, Benchmarks).
+    (three interleaved 10 s runs each, 2 x 16 gthread, on a database of 1.75 M events; the
+    ingest suite, on fresh databases, saw the cores idle less but no gain beyond its spread;
+    README, Benchmarks).
 
     There is one write in flight at most, so the writer keeps one connection of its own, in
     autocommit, out of the pool: a pool checkout and checkin per write, and switching autocommit
