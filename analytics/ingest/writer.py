@@ -122,8 +122,9 @@ def rows_json_bytes(rows: list[dict[str, Any]]) -> bytes:
     then takes or refuses them as before).
     """
     for row in rows:
-        if row["occurred_at"].tzinfo is not None or row["received_at"].tzinfo is not None:
-            return _ROWS_ENCODER.encode(rows).encode()
+        for at in ("occurred_at", "received_at"):
+            if getattr(row[at], "tzinfo", None) is not None:
+                return _ROWS_ENCODER.encode(rows).encode()
     try:
         return orjson.dumps(rows)
     except orjson.JSONEncodeError:
