@@ -21,13 +21,24 @@ rollup refresher process, as each of our app's workers does (the issue puts the 
 measured path when they are kept at ingest), and its rows carry a visitor (the event's session,
 as is: one per request, as ours get one per request from X-Forwarded-For) and a path (the URL, as
 is), so that the refresher counts visits and pages as it does ours. Its other dimensions are left
-empty: a floor may do less than ours, never more.
+empty: a floor may do less than ours, never more; BARE_CHECKS=1, with which each event also
+passes the checks that every event this product stores must pass, done by the app's own
+functions and nothing around them: validated against `POST /api/events`'s schema (the same time
+limits), its site matched (looked up once per worker) and the Origin checked against the site's
+list, the visitor hashed (keyed BLAKE2b of site, address and user agent, as `visitor.py` does,
+under a key made at start), the user agent parsed (cached) and the address's country looked up;
+its row holds what ours holds. An event that fails them is a 400, and nothing is recorded. What
+our app does beyond this floor: its JSON answer, the error table, the rate limit, the Flask app
+context, the dispatch.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -36,7 +47,13 @@ from typing import Any
 
 import psycopg
 
+from analytics.ingest.country import lookup
+from analytics.ingest.native import event_fields
+from analytics.ingest.schema import EventIn
+from analytics.ingest.sites import SiteRef
+from analytics.ingest.useragent import parse_agent
 from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
+from analytics.models import utcnow
 from analytics.rollups.process import HOLDER_ENV, PARENT_ENV
 from bench.database import libpq_url
 
@@ -45,6 +62,7 @@ URL = libpq_url(os.environ["DATABASE_URL"])
 SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))  # unset when it only parses
 INSERT = os.environ.get("BARE_NO_INSERT") != "1"
 ROLLUPS = os.environ.get("BARE_ROLLUPS") == "1"
+CHECKS = os.environ.get("BARE_CHECKS") == "1"
 
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
 _local = threading.local()
@@ -61,6 +79,54 @@ def row(event: dict[str, Any]) -> dict[str, Any]:
         session_id=event.get("session"),
         referrer=event.get("referrer"),
         **fields,
+    )
+
+
+def _site() -> SiteRef:
+    """BENCH_SITE_ID's site, read once: the app caches it too (ingest/sites.py)."""
+    with psycopg.connect(URL) as conn:
+        public_id, origins = conn.execute(
+            "SELECT public_id, origins FROM sites WHERE id = %s", (SITE_ID,)
+        ).fetchone()
+    if isinstance(origins, str):  # a JSON column read as text
+        origins = json.loads(origins)
+    return SiteRef(SITE_ID, public_id, tuple(o.rstrip("/") for o in origins or ()))
+
+
+SITE = _site() if CHECKS else None
+VISITOR_KEY = secrets.token_bytes(32)  # the day's salt of visitor.py, made once here
+MAX_AGE = dt.timedelta(days=7)  # MAX_EVENT_AGE_DAYS's and MAX_EVENT_FUTURE_SECONDS's defaults
+MAX_FUTURE = dt.timedelta(seconds=300)
+
+
+def checked_row(item: Any, environ: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+    """One event's row after the checks every stored event passes (BARE_CHECKS), or None when
+    it fails one."""
+    try:
+        event = EventIn.model_validate(
+            item, context={"now": now, "max_age": MAX_AGE, "max_future": MAX_FUTURE}
+        )
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+    if event.site != SITE.public_id or not SITE.allows_origin(environ.get("HTTP_ORIGIN")):
+        return None
+    # the client's address behind one proxy (PROXY_COUNT=1, as our app runs in the suite)
+    ip = environ.get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
+    ip = ip or environ.get("REMOTE_ADDR") or ""
+    agent = environ.get("HTTP_USER_AGENT") or ""
+    parsed = parse_agent(agent)
+    material = f"{SITE_ID}\x1f{ip}\x1f{agent}".encode()
+    return event_row(
+        site_id=SITE_ID,
+        source="bare",
+        occurred_at=event.ts or now,
+        received_at=now,
+        visitor_id=hashlib.blake2b(material, key=VISITOR_KEY, digest_size=16).hexdigest(),
+        browser=parsed.browser,
+        os=parsed.os,
+        device=parsed.device,
+        country=lookup(ip) if ip else None,
+        **event_fields(event),
     )
 
 
@@ -155,7 +221,15 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return []
     body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     if INSERT:
-        rows = [row(event) for event in (body if isinstance(body, list) else [body])]
+        events = body if isinstance(body, list) else [body]
+        if CHECKS:
+            now = utcnow()
+            rows = [checked_row(event, environ, now) for event in events]
+            if None in rows:
+                start_response("400 Bad Request", [("Content-Length", "0")])
+                return []
+        else:
+            rows = [row(event) for event in events]
         if _GROUP is not None and len(rows) == 1:
             _GROUP.write(rows)
         else:

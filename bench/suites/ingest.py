@@ -5,7 +5,9 @@ is shown next to its floor: the bare insert endpoint (bench/bare_insert_app.py: 
 that parses, INSERTs and commits, nothing else) with our rollup refresher running over its rows
 as over ours, paced at 80 % of its own maximum. The bare insert is the floor of the single-event
 ratios too: a target it misses with the refresher, a commit per request and grouped, is marked
-out of reach."""
+out of reach; and, when it was measured, a target that the grouped one with the refresher misses
+while it also runs every event through the checks this product must make (validation, site and
+Origin, visitor hash, user agent, country: `_floor_ratio`), and that ours does not beat."""
 
 from __future__ import annotations
 
@@ -151,20 +153,32 @@ FLOORS = {
     "bare insert, 1 event, group commit": "grouped",
     ingest.ROLLUPS_FLOORS[0]: "a commit per request with the refresher",
     ingest.ROLLUPS_FLOORS[1]: "grouped with the refresher",
+    ingest.CHECKS_FLOOR: "grouped with the refresher and the checks",
 }
 
 
 def _floor_ratio(found: dict) -> float | None:
-    """The better single-event ratio to bare Flask of the two floors with our refresher: parse,
-    INSERT and a synchronous commit with nothing else, in a bare WSGI app (our ingest path does
-    all that and more, and skips Flask too), a commit per request or grouped, with the rollups
-    refreshed as ours are (the issue puts them on the measured path when kept at ingest, as
-    ours are). So the most that an ingest that stores before answering, and keeps the rollups,
-    reaches in this configuration, whichever way it commits."""
+    """The single-event ratio to bare Flask that bounds ours: the floor with the checks when it
+    was measured, else the better of the two floors with our refresher.
+
+    Those two: parse, INSERT and a synchronous commit with nothing else, in a bare WSGI app (our
+    ingest path does all that and more, and skips Flask too), a commit per request or grouped,
+    with the rollups refreshed as ours are (the issue puts them on the measured path when kept
+    at ingest, as ours are): the most that an ingest that stores before answering, and keeps
+    the rollups, reaches in this configuration, whichever way it commits. The grouped one with
+    the checks (ingest.CHECKS_FLOOR) does, besides, what the product must do for every event it
+    stores (the issue: every event validated; unknown sites and origins refused; visitors
+    counted without storing an address; browsers, devices and countries shown), by the app's
+    own functions, with none of the rest of our path (JSON answers, the error table, the rate
+    limit, Flask's app context): the most that this product's ingest reaches."""
     results = found["results"]
     flask = results.get(ingest.BASELINE)
+    if not flask:
+        return None
+    if ingest.CHECKS_FLOOR in results:
+        return results[ingest.CHECKS_FLOOR].rate / flask.rate
     rates = [results[label].rate for label in ingest.ROLLUPS_FLOORS if label in results]
-    return max(rates) / flask.rate if flask and rates else None
+    return max(rates) / flask.rate if rates else None
 
 
 def _reach(found: dict) -> str:
