@@ -100,6 +100,16 @@ def test_the_floor_with_the_checks_bounds_when_it_was_measured():
     assert _floor_ratio(found(flask=1000, alone_rollups=410, rollups=620)) == 0.62
 
 
+def test_the_floor_with_the_checks_bounds_the_native_endpoint_only():
+    """It posts `/api/events`' event through that endpoint's checks; the legacy posts' bodies
+    and checks differ, so theirs stay bounded by the floors that do less."""
+    rates = found(flask=1000, alone_rollups=410, rollups=620, checks=550)
+    by_label = {case.label: case for case in cases("site", 1)}
+    assert _floor_ratio(rates, by_label["/api/events, 1 event"]) == 0.55
+    for label in ("/benefits, 1 record", "/collector, 1 event", "/track, 1 event"):
+        assert _floor_ratio(rates, by_label[label]) == 0.62
+
+
 def test_the_floor_with_the_checks_is_the_grouped_one_with_the_refresher_and_checks():
     by_label = {case.label: case for case in cases("site", 1)}
     checks, grouped = by_label[CHECKS_FLOOR], by_label[ROLLUPS_FLOORS[1]]
