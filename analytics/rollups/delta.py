@@ -198,6 +198,9 @@ def recount_added(site_id: int, day: dt.date, added: int) -> None:
         # whole day instead for a few thousand sessions: 0.73 s against 0.11 s on a day of
         # 2 million events, and the day's read grows with the day, the lookups do not.
         db.session.execute(text("SET LOCAL random_page_cost = 1.1"))
+        # The lookups of KEYS (`_IN_KEYS`) are costed high enough for the JIT compiler, whose
+        # compiling took 250 ms of a 260 ms query over 20,000 touched events (10 ms without).
+        db.session.execute(text("SET LOCAL jit = off"))
     drop(KEYS.name, TOUCHED_EVENTS)
     KEYS.create(db.session.connection())
     _analyze(ADDED.name)
@@ -312,22 +315,29 @@ _ADDED_EVENTS = (
 
 
 def _touches(ev, spans: bool = False):
-    """Whether an event's visitor or visit is one of KEYS (of those that span, with `spans`)."""
+    """Whether an event's visitor or visit is one of KEYS (of those that span, with `spans`).
+    EXISTS, not IN: see _IN_KEYS."""
 
-    def listed(kind: str):
-        where = [KEYS.c.kind == kind] + ([KEYS.c.spans == "y"] if spans else [])
-        return select(KEYS.c.key).where(*where)
+    def listed(kind: str, value):
+        where = [KEYS.c.kind == kind, KEYS.c.key == value]
+        where += [KEYS.c.spans == "y"] if spans else []
+        return select(literal(1)).where(*where).correlate(ev).exists()
 
-    return or_(ev.c.visitor_id.in_(listed("u")), visit(ev).in_(listed("v")))
+    return or_(listed("u", ev.c.visitor_id), listed("v", visit(ev)))
 
 
 # The same tests as `_touches`, in the SQL text the temporary tables are made with (`e`: events).
+# EXISTS, which KEYS' primary key answers for each event, whatever the number of keys. With
+# `key IN (SELECT ...)` under an OR, PostgreSQL hashed the keys only while they fitted in
+# work_mem (some 80,000 of a kind at the default 4 MB); past that, each event scanned the keys
+# one by one: a round of 150,000 new visitors ran over ten minutes (the ingest bench's 20 s
+# runs, 2026-12-05), and the same query over 150,000 events took 167 ms as EXISTS.
 _IN_KEYS = (
-    "(coalesce(e.visitor_id IN (SELECT key FROM rollup_touched WHERE kind = 'u'{0}), false)"
-    " OR coalesce(coalesce(e.session_id, e.visitor_id) IN"
-    " (SELECT key FROM rollup_touched WHERE kind = 'v'{0}), false))"
+    "(EXISTS (SELECT 1 FROM rollup_touched k WHERE k.kind = 'u' AND k.key = e.visitor_id{0})"
+    " OR EXISTS (SELECT 1 FROM rollup_touched k WHERE k.kind = 'v'"
+    " AND k.key = coalesce(e.session_id, e.visitor_id){0}))"
 )
-TOUCHED, SPANNING = _IN_KEYS.format(""), _IN_KEYS.format(" AND spans = 'y'")
+TOUCHED, SPANNING = _IN_KEYS.format(""), _IN_KEYS.format(" AND k.spans = 'y'")
 ADDED_ROW = (
     "EXISTS (SELECT 1 FROM rollup_added a WHERE a.occurred_at = e.occurred_at AND a.id = e.id)"
 )
