@@ -17,8 +17,10 @@ parse, INSERT, synchronous COMMIT, 204) with our rollup refresher running over i
 ours, single events (grouped as ours) and batches, at its own maximum and then paced at 80 % of
 it; the bare Flask endpoint, single events, paced likewise. The bare insert is the floor of the
 single-event ratios too (a commit per request, and grouped as ours; each with the refresher and
-without), and the same app parsing only shows gunicorn's HTTP cost without Flask. Then it checks
-that the database holds at least every event answered 2xx, per source.
+without; and grouped with the refresher while it also makes the checks that every event this
+product stores must pass, BARE_CHECKS: the floor of `/api/events`' single events), and the same
+app parsing only shows gunicorn's HTTP cost without Flask. Then it checks that the database holds
+at least every event answered 2xx, per source.
 Our app runs as under `make run`, with its rollup triggers and refresher, each run from an empty
 queue; the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and
 batches, so that the sampler's queries slow none of the runs compared.
