@@ -737,8 +737,8 @@ def _rows_read_in_subplans(plan: dict) -> int:
 def test_touched_events_are_matched_by_lookups_whatever_the_number_of_keys(app):
     """A partial recount tests the touched events against the touched keys (delta.TOUCHED,
     SPANNING; `_touches` alike). As `key IN (SELECT ...)` under an OR, PostgreSQL hashed the
-    keys only while they fitted in work_mem; past that, each event scanned them one by one:
-    in the ingest bench's 20 s runs, a round of 150,000 new visitors ran for over ten minutes.
+    keys only while its estimate of them fitted in work_mem; past that, each event scanned
+    them one by one: a round of the ingest bench's 20 s runs ran for ten minutes.
     Here work_mem is at its least, so that 3,000 keys of a kind do not fit, and the keys read
     are counted over every lookup: a few per event (millions by the old test)."""
     if db.engine.dialect.name != "postgresql":
