@@ -25,17 +25,15 @@ empty: a floor may do less than ours, never more; BARE_CHECKS=1, with which each
 passes the checks that every event this product stores must pass, done by the app's own
 functions and nothing around them: validated against `POST /api/events`'s schema (the same time
 limits), its site matched (looked up once per worker) and the Origin checked against the site's
-list, the visitor hashed (keyed BLAKE2b of site, address and user agent, as `visitor.py` does,
-under a key made at start), the user agent parsed (cached) and the address's country looked up;
-its row holds what ours holds. An event that fails them is a 400, and nothing is recorded. What
-our app does beyond this floor: its JSON answer, the error table, the rate limit, the Flask app
-context, the dispatch.
+list, the visitor hashed (`visitor.visitor_hash`, under a key made at start), the user agent
+parsed (cached) and the address's country looked up; its row holds what ours holds. An event
+that fails them is a 400, and nothing is recorded. What our app does beyond this floor: its JSON
+answer, the error table, the rate limit, the Flask app context, the dispatch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -49,9 +47,11 @@ import psycopg
 
 from analytics.ingest.country import lookup
 from analytics.ingest.native import event_fields
+from analytics.ingest.request import forwarded_for
 from analytics.ingest.schema import EventIn
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
+from analytics.ingest.visitor import visitor_hash
 from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
 from analytics.models import utcnow
 from analytics.rollups.process import HOLDER_ENV, PARENT_ENV
@@ -110,18 +110,15 @@ def checked_row(item: Any, environ: dict[str, Any], now: dt.datetime) -> dict[st
         return None
     if event.site != SITE.public_id or not SITE.allows_origin(environ.get("HTTP_ORIGIN")):
         return None
-    # the client's address behind one proxy (PROXY_COUNT=1, as our app runs in the suite)
-    ip = environ.get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
-    ip = ip or environ.get("REMOTE_ADDR") or ""
-    agent = environ.get("HTTP_USER_AGENT") or ""
+    ip = forwarded_for(environ, 1)  # behind one proxy: PROXY_COUNT=1, as our app in the suite
+    agent = environ.get("HTTP_USER_AGENT")
     parsed = parse_agent(agent)
-    material = f"{SITE_ID}\x1f{ip}\x1f{agent}".encode()
     return event_row(
         site_id=SITE_ID,
         source="bare",
         occurred_at=event.ts or now,
         received_at=now,
-        visitor_id=hashlib.blake2b(material, key=VISITOR_KEY, digest_size=16).hexdigest(),
+        visitor_id=visitor_hash(VISITOR_KEY, SITE_ID, ip, agent),
         browser=parsed.browser,
         os=parsed.os,
         device=parsed.device,

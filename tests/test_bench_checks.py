@@ -13,6 +13,7 @@ from analytics.ingest import native
 from analytics.ingest.country import lookup
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
+from analytics.ingest.visitor import visitor_hash
 from bench.ingest import UA, single_event
 
 ORIGIN = "https://bench.example"
@@ -48,7 +49,8 @@ def test_its_row_is_ours_but_for_the_source_and_the_visitors_key(floor):
     ours = native._row(event, site, "x" * 32, parse_agent(UA), now, lookup(PUBLIC_IP))
     differ = {key for key in ours if key != "id" and ours[key] != row[key]}
     assert differ == {"source", "visitor_id"}
-    assert len(row["visitor_id"]) == 32 and row["browser"] == "Chrome"
+    assert row["visitor_id"] == visitor_hash(floor.VISITOR_KEY, 7, PUBLIC_IP, UA)
+    assert row["browser"] == "Chrome"
     assert row["props"] == {"screen": 1280} and row["path"] == "/a" and row["country"]
 
 

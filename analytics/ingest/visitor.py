@@ -54,5 +54,10 @@ def _load_or_create(day: dt.date) -> str:
 def visitor_id(app: Flask, site_id: int, ip: str | None, user_agent: str | None) -> str:
     """Return a 32-hex-digit id, stable for one visitor on one site for one UTC day."""
     salt = _salt_for(app, utcnow().date())
+    return visitor_hash(bytes.fromhex(salt), site_id, ip, user_agent)
+
+
+def visitor_hash(key: bytes, site_id: int, ip: str | None, user_agent: str | None) -> str:
+    """The id itself: a keyed BLAKE2b of site, address and user agent under the day's salt."""
     material = f"{site_id}\x1f{ip or ''}\x1f{user_agent or ''}".encode()
-    return hashlib.blake2b(material, key=bytes.fromhex(salt), digest_size=16).hexdigest()
+    return hashlib.blake2b(material, key=key, digest_size=16).hexdigest()
