@@ -28,7 +28,12 @@ limits), its site matched (looked up once per worker) and the Origin checked aga
 list, the visitor hashed (`visitor.visitor_hash`, under a key made at start), the user agent
 parsed (cached) and the address's country looked up; its row holds what ours holds. An event
 that fails them is a 400, and nothing is recorded. What our app does beyond this floor: its JSON
-answer, the error table, the rate limit, the Flask app context, the dispatch.
+answer, the error table, the rate limit, the Flask app context, the dispatch. BARE_CHECKS=collector
+or BARE_CHECKS=track does the same for `POST /collector` or `POST /track` (the path it then
+serves) with that contract's own functions: its model, its row (`event_from`, `track_row`: the
+collector's dedupe key, the user agent parsed), the visitor hashed and the country looked up, and
+for the collector its allowed hosts (the default, any) and its category (the known ones read once
+per worker); a body that fails them is a 400.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from typing import Any
 import psycopg
 
 from analytics.ingest.country import lookup
+from analytics.ingest.legacy import collector, track
 from analytics.ingest.native import event_fields
 from analytics.ingest.request import forwarded_for
 from analytics.ingest.schema import EventIn
@@ -62,7 +68,9 @@ URL = libpq_url(os.environ["DATABASE_URL"])
 SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))  # unset when it only parses
 INSERT = os.environ.get("BARE_NO_INSERT") != "1"
 ROLLUPS = os.environ.get("BARE_ROLLUPS") == "1"
-CHECKS = os.environ.get("BARE_CHECKS") == "1"
+CHECKS = os.environ.get("BARE_CHECKS") or None  # "1": /api/events' checks; or a contract's
+PATHS = {None: "/api/events", "1": "/api/events", "collector": "/collector", "track": "/track"}
+PATH = PATHS[CHECKS]
 
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
 _local = threading.local()
@@ -93,7 +101,7 @@ def _site() -> SiteRef:
     return SiteRef(SITE_ID, public_id, tuple(o.rstrip("/") for o in origins or ()))
 
 
-SITE = _site() if CHECKS else None
+SITE = _site() if CHECKS == "1" else None
 VISITOR_KEY = secrets.token_bytes(32)  # the day's salt of visitor.py, made once here
 MAX_AGE = dt.timedelta(days=7)  # MAX_EVENT_AGE_DAYS's and MAX_EVENT_FUTURE_SECONDS's defaults
 MAX_FUTURE = dt.timedelta(seconds=300)
@@ -125,6 +133,64 @@ def checked_row(item: Any, environ: dict[str, Any], now: dt.datetime) -> dict[st
         country=lookup(ip) if ip else None,
         **event_fields(event),
     )
+
+
+def _categories() -> frozenset[str]:
+    """The collector's known categories, read once (ours caches each found one for 30 s)."""
+    with psycopg.connect(URL) as conn:
+        return frozenset(name for (name,) in conn.execute("SELECT name FROM categories"))
+
+
+CATEGORIES = _categories() if CHECKS == "collector" else frozenset()
+
+
+def checked_collector_row(
+    data: Any, environ: dict[str, Any], now: dt.datetime
+) -> dict[str, Any] | None:
+    """A `POST /collector` body's row after that contract's checks (BARE_CHECKS=collector), or
+    None when it fails one (ours then keeps it in the error table, and still answers 200)."""
+    ip, agent = forwarded_for(environ, 1), environ.get("HTTP_USER_AGENT")
+    caller = collector.Caller(origin=environ.get("HTTP_ORIGIN"), host=environ.get("HTTP_HOST"))
+    if not isinstance(data, dict) or not collector.allowed(["*"], caller):
+        return None
+    try:
+        event = collector.CollectorEvent.model_validate(data)
+    except ValueError:
+        return None
+    row = collector.event_from(
+        event,
+        SITE_ID,
+        source="bare",
+        received_at=now,
+        visitor=visitor_hash(VISITOR_KEY, SITE_ID, ip, agent),
+        country=lookup(ip) if ip else None,
+    )
+    return row if row["category"] in CATEGORIES else None
+
+
+def checked_track_row(
+    data: Any, environ: dict[str, Any], now: dt.datetime
+) -> dict[str, Any] | None:
+    """A `POST /track` body's row after that contract's checks (BARE_CHECKS=track), or None."""
+    ip, agent = forwarded_for(environ, 1), environ.get("HTTP_USER_AGENT")
+    try:
+        payload = track.TrackIn.model_validate(data, context={"now": now, "max_future": MAX_FUTURE})
+    except ValueError:
+        return None
+    return track.track_row(
+        payload,
+        SITE_ID,
+        user_agent=agent,
+        received_at=now,
+        visitor=visitor_hash(VISITOR_KEY, SITE_ID, ip, agent),
+        source="bare",
+        country=lookup(ip) if ip else None,
+    )
+
+
+CHECKED_ROW = {"collector": checked_collector_row, "track": checked_track_row}.get(
+    CHECKS or "", checked_row
+)
 
 
 def _connection() -> psycopg.Connection:
@@ -208,20 +274,22 @@ _REFRESHER = _start_refresher() if ROLLUPS else None
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """POST /api/events; GET /healthz (`bench.freshness.settle` asks it before a run) is a 200;
-    anything else (the bench's start-up probe) is a 404."""
+    """POST /api/events (or the contract's path: BARE_CHECKS); GET /healthz
+    (`bench.freshness.settle` asks it before a run) is a 200; anything else (the bench's start-up
+    probe) is a 404."""
     if environ["PATH_INFO"] == "/healthz":
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
-    if environ["REQUEST_METHOD"] != "POST" or environ["PATH_INFO"] != "/api/events":
+    if environ["REQUEST_METHOD"] != "POST" or environ["PATH_INFO"] != PATH:
         start_response("404 Not Found", [("Content-Length", "0")])
         return []
     body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     if INSERT:
-        events = body if isinstance(body, list) else [body]
+        one = CHECKS in ("collector", "track")  # a legacy contract: one body, one event
+        events = body if isinstance(body, list) and not one else [body]
         if CHECKS:
             now = utcnow()
-            rows = [checked_row(event, environ, now) for event in events]
+            rows = [CHECKED_ROW(event, environ, now) for event in events]
             if None in rows:
                 start_response("400 Bad Request", [("Content-Length", "0")])
                 return []

@@ -1,5 +1,5 @@
-"""The floor with the checks (bench/bare_insert_app.py, BARE_CHECKS) stores what our ingest
-stores for the suite's event, and refuses what it refuses: else it would bound nothing."""
+"""The floors with the checks (bench/bare_insert_app.py, BARE_CHECKS) store what our ingest
+stores for the suite's bodies, and refuse what it refuses: else they would bound nothing."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 
 from analytics.ingest import native
 from analytics.ingest.country import lookup
+from analytics.ingest.legacy import collector, track
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
 from analytics.ingest.visitor import visitor_hash
-from bench.ingest import UA, single_event
+from bench.ingest import UA, cases, single_event
 
 ORIGIN = "https://bench.example"
 PUBLIC_IP = "8.8.8.8"  # one the bundled country data places
@@ -71,3 +72,69 @@ def test_a_refused_origin_is_refused(floor):
     item, now = single_event("pub123"), dt.datetime(2026, 12, 5)
     assert floor.checked_row(item, environ("https://evil.example"), now) is None
     assert floor.checked_row(item, environ(None), now) is not None  # server to server
+
+
+# --- the legacy contracts' floors (BARE_CHECKS=collector, track) ------------------------------
+
+
+def legacy_body(path: str) -> dict:
+    """The suite's body for `path`, as wrk sends it (its per-request marks filled in)."""
+    case = next(case for case in cases("pub123", 7) if case.path == path and case.source != "bare")
+    body = case.body.replace("SEQ", "1-1").replace("HEX12", "000100000001")
+    return json.loads(body.replace("USEC6", "000016").replace("RUN8", "abcd1234"))
+
+
+def test_its_collector_row_is_ours_but_for_the_source_and_the_visitors_key(floor, monkeypatch):
+    monkeypatch.setattr(floor, "CATEGORIES", frozenset({"page interaction"}))
+    data, now = legacy_body("/collector"), dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    row = floor.checked_collector_row(data, environ(), now)
+    event = collector.CollectorEvent.model_validate(data)
+    ours = collector.event_from(
+        event, 7, received_at=now, visitor="x" * 32, country=lookup(PUBLIC_IP)
+    )
+    differ = {key for key in ours if key != "id" and ours[key] != row[key]}
+    assert differ == {"source", "visitor_id"}
+    assert row["visitor_id"] == visitor_hash(floor.VISITOR_KEY, 7, PUBLIC_IP, UA)
+    assert row["dedupe_key"] and row["country"] and row["props"] == data["data"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"category": "not added"},  # ours keeps it as an error: "Category not found"
+        {"timestamp": "yesterday"},
+        {"session_id": ""},
+        {"data": "not an object"},
+    ],
+)
+def test_what_our_collector_refuses_it_refuses(floor, monkeypatch, change):
+    monkeypatch.setattr(floor, "CATEGORIES", frozenset({"page interaction"}))
+    data = legacy_body("/collector") | change
+    assert floor.checked_collector_row(data, environ(), dt.datetime(2026, 12, 5)) is None
+    assert floor.checked_collector_row([data], environ(), dt.datetime(2026, 12, 5)) is None
+
+
+def test_its_track_row_is_ours_but_for_the_source_and_the_visitors_key(floor):
+    data, now = legacy_body("/track"), dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    row = floor.checked_track_row(data, environ(), now)
+    context = {"now": now, "max_future": floor.MAX_FUTURE}
+    payload = track.TrackIn.model_validate(data, context=context)
+    ours = track.track_row(
+        payload, 7, user_agent=UA, received_at=now, visitor="x" * 32, country=lookup(PUBLIC_IP)
+    )
+    differ = {key for key in ours if key != "id" and ours[key] != row[key]}
+    assert differ == {"source", "visitor_id"}
+    assert row["browser"] == "Chrome" and row["path"] == "/index.html" and row["country"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"action": "hover"},  # not one of the demo's three
+        {"timestamp": "2099-01-01T00:00:00Z"},  # too far ahead
+        {"session_id": "not a uuid"},
+    ],
+)
+def test_what_our_track_refuses_it_refuses(floor, change):
+    data = legacy_body("/track") | change
+    assert floor.checked_track_row(data, environ(), dt.datetime(2026, 12, 5)) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bench.ingest import (
     BASELINE,
     CHECKS_FLOOR,
+    LEGACY_CHECKS_FLOORS,
     ROLLUPS_BATCH_FLOOR,
     ROLLUPS_FLOORS,
     Run,
@@ -100,14 +101,35 @@ def test_the_floor_with_the_checks_bounds_when_it_was_measured():
     assert _floor_ratio(found(flask=1000, alone_rollups=410, rollups=620)) == 0.62
 
 
-def test_the_floor_with_the_checks_bounds_the_native_endpoint_only():
-    """It posts `/api/events`' event through that endpoint's checks; the legacy posts' bodies
-    and checks differ, so theirs stay bounded by the floors that do less."""
+def test_each_contract_is_bounded_by_the_floor_with_its_own_checks():
+    """`/api/events`' floor posts that endpoint's event through its checks; `/collector`'s and
+    `/track`'s post their bodies through theirs. `/benefits` has none: the floors that do less
+    bound it, as they bound the others when their own was not measured."""
     rates = found(flask=1000, alone_rollups=410, rollups=620, checks=550)
+    rates["results"][LEGACY_CHECKS_FLOORS["/collector"]] = run(480)
     by_label = {case.label: case for case in cases("site", 1)}
     assert _floor_ratio(rates, by_label["/api/events, 1 event"]) == 0.55
-    for label in ("/benefits, 1 record", "/collector, 1 event", "/track, 1 event"):
+    assert _floor_ratio(rates, by_label["/collector, 1 event"]) == 0.48
+    assert "0.48x grouped with the refresher and the checks" in _reach(
+        rates, by_label["/collector, 1 event"]
+    )
+    assert "0.55x" not in _reach(rates, by_label["/collector, 1 event"])
+    for label in ("/benefits, 1 record", "/track, 1 event"):
         assert _floor_ratio(rates, by_label[label]) == 0.62
+
+
+def test_the_legacy_floors_post_the_legacy_bodies_through_their_checks():
+    by_label = {case.label: case for case in cases("site", 1)}
+    grouped = by_label[ROLLUPS_FLOORS[1]]
+    for path, label in LEGACY_CHECKS_FLOORS.items():
+        floor_, ours = by_label[label], by_label[f"{path}, 1 event"]
+        assert floor_.env == grouped.env | {"BARE_CHECKS": path.strip("/")}
+        assert (floor_.path, floor_.body, floor_.content_type) == (
+            ours.path,
+            ours.body,
+            ours.content_type,
+        )
+        assert floor_.refresher and measured_again(floor_) and not floor_.compare
 
 
 def test_the_floor_with_the_checks_is_the_grouped_one_with_the_refresher_and_checks():
