@@ -28,12 +28,13 @@ limits), its site matched (looked up once per worker) and the Origin checked aga
 list, the visitor hashed (`visitor.visitor_hash`, under a key made at start), the user agent
 parsed (cached) and the address's country looked up; its row holds what ours holds. An event
 that fails them is a 400, and nothing is recorded. What our app does beyond this floor: its JSON
-answer, the error table, the rate limit, the Flask app context, the dispatch. BARE_CHECKS=collector
-or BARE_CHECKS=track does the same for `POST /collector` or `POST /track` (the path it then
-serves) with that contract's own functions: its model, its row (`event_from`, `track_row`: the
-collector's dedupe key, the user agent parsed), the visitor hashed and the country looked up, and
-for the collector its allowed hosts (the default, any) and its category (the known ones read once
-per worker); a body that fails them is a 400.
+answer, the error table, the rate limit, the Flask app context, the dispatch. BARE_CHECKS=benefits,
+collector or track does the same for `POST /benefits`, `/collector` or `/track` (the path it then
+serves) with that contract's own functions: its model, its row (`record_row`, `event_from`,
+`track_row`: the collector's dedupe key, the user agent parsed) and the country looked up; the
+visitor hashed (the recorder's records name theirs); for the recorder its content type, for the
+collector its allowed hosts (the default, any) and its category (the known ones read once per
+worker). A body that fails them is a 400.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ import secrets
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
 
 from analytics.ingest.country import lookup
-from analytics.ingest.legacy import collector, track
+from analytics.ingest.legacy import benefits, collector, track
 from analytics.ingest.native import event_fields
 from analytics.ingest.request import forwarded_for
 from analytics.ingest.schema import EventIn
@@ -69,8 +71,8 @@ SITE_ID = int(os.environ.get("BENCH_SITE_ID", 0))  # unset when it only parses
 INSERT = os.environ.get("BARE_NO_INSERT") != "1"
 ROLLUPS = os.environ.get("BARE_ROLLUPS") == "1"
 CHECKS = os.environ.get("BARE_CHECKS") or None  # "1": /api/events' checks; or a contract's
-PATHS = {None: "/api/events", "1": "/api/events", "collector": "/collector", "track": "/track"}
-PATH = PATHS[CHECKS]
+LEGACY = {"benefits": "/benefits", "collector": "/collector", "track": "/track"}
+PATH = LEGACY.get(CHECKS or "", "/api/events")
 
 # One connection per gunicorn thread: a pool as small as can be, and no wait for a connection.
 _local = threading.local()
@@ -188,6 +190,28 @@ def checked_track_row(
     )
 
 
+def checked_benefits_rows(
+    data: Any, environ: dict[str, Any], now: dt.datetime
+) -> list[dict[str, Any]] | None:
+    """A `POST /benefits` body's rows (a record or a batch, all or none) after that contract's
+    checks (BARE_CHECKS=benefits), or None when one fails."""
+    if not benefits._is_json(environ.get("CONTENT_TYPE")):
+        return None
+    items = [data] if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        return None
+    try:
+        records = [benefits.BenefitRecord.model_validate(item) for item in items]
+    except ValueError:
+        return None
+    ip = forwarded_for(environ, 1)
+    group_id, country = uuid.uuid4().hex, lookup(ip) if ip else None
+    return [
+        benefits.record_row(r, SITE_ID, group_id, created_at=now, source="bare", country=country)
+        for r in records
+    ]
+
+
 CHECKED_ROW = {"collector": checked_collector_row, "track": checked_track_row}.get(
     CHECKS or "", checked_row
 )
@@ -285,11 +309,15 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return []
     body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     if INSERT:
-        one = CHECKS in ("collector", "track")  # a legacy contract: one body, one event
+        one = CHECKS in LEGACY  # a legacy contract: a body is one event (or a recorder batch)
         events = body if isinstance(body, list) and not one else [body]
         if CHECKS:
             now = utcnow()
-            rows = [CHECKED_ROW(event, environ, now) for event in events]
+            if CHECKS == "benefits":
+                found = checked_benefits_rows(body, environ, now)
+                rows = [None] if found is None else found
+            else:
+                rows = [CHECKED_ROW(event, environ, now) for event in events]
             if None in rows:
                 start_response("400 Bad Request", [("Content-Length", "0")])
                 return []
@@ -297,7 +325,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             rows = [row(event) for event in events]
         if _GROUP is not None and len(rows) == 1:
             _GROUP.write(rows)
-        else:
+        elif rows:  # none: an empty recorder batch, stored as nothing (as ours)
             _insert(rows)
     start_response("204 No Content", [])  # no body, so no length
     return []

@@ -73,9 +73,10 @@ ROLLUPS_BATCH_FLOOR = "bare insert, 50-event batch, rollups"
 # this product stores must pass (validation, site and Origin, visitor hash, user agent, country;
 # BARE_CHECKS): the floor of this product's single-event ingest
 CHECKS_FLOOR = "bare insert, 1 event, group commit, rollups, checks"
-# The same for the legacy posts that missed their target in every run until 2026-12-05, with
-# their own bodies and checks (BARE_CHECKS=collector, track): the floors of those contracts
+# The same for each legacy post, its own body through its own contract's checks (BARE_CHECKS=
+# benefits, collector, track): the floors of those contracts
 LEGACY_CHECKS_FLOORS = {
+    "/benefits": "bare insert, 1 /benefits record, group commit, rollups, checks",
     "/collector": "bare insert, 1 /collector event, group commit, rollups, checks",
     "/track": "bare insert, 1 /track event, group commit, rollups, checks",
 }
@@ -370,12 +371,13 @@ def cases(public_id: str, site_id: int) -> list[Case]:
         # against 51-55 without them, and ours 74-83).
         Case(CHECKS_FLOOR, BARE_INSERT, "/api/events", single, source="bare",
              env=site | {"BARE_GROUP_COMMIT": "1", "BARE_ROLLUPS": "1", "BARE_CHECKS": "1"}),
-        # And each legacy contract that missed its target, its body through its own checks.
+        # And each legacy contract, its body through its own checks.
         *(Case(LEGACY_CHECKS_FLOORS[path], BARE_INSERT, path, json.dumps(body),
                content_type="application/json", source="bare",
                env=site | {"BARE_GROUP_COMMIT": "1", "BARE_ROLLUPS": "1",
                            "BARE_CHECKS": path.strip("/")})
-          for path, body in (("/collector", collector), ("/track", track))),
+          for path, body in (("/benefits", benefit), ("/collector", collector),
+                             ("/track", track))),
         Case("bare insert, 50-event batch", BARE_INSERT, "/api/events", batch, BATCH,
              source="bare", env=site),
         Case(ROLLUPS_BATCH_FLOOR, BARE_INSERT, "/api/events", batch, BATCH, source="bare",

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.ingest import native
 from analytics.ingest.country import lookup
-from analytics.ingest.legacy import collector, track
+from analytics.ingest.legacy import benefits, collector, track
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
 from analytics.ingest.visitor import visitor_hash
@@ -138,3 +138,32 @@ def test_its_track_row_is_ours_but_for_the_source_and_the_visitors_key(floor):
 def test_what_our_track_refuses_it_refuses(floor, change):
     data = legacy_body("/track") | change
     assert floor.checked_track_row(data, environ(), dt.datetime(2026, 12, 5)) is None
+
+
+def test_its_benefits_rows_are_ours_but_for_the_source_and_the_group(floor):
+    data, now = legacy_body("/benefits"), dt.datetime(2026, 12, 5, 6)
+    json_type = environ() | {"CONTENT_TYPE": "application/json"}
+    (row,) = floor.checked_benefits_rows(data, json_type, now)
+    record = benefits.BenefitRecord.model_validate(data)
+    ours = benefits.record_row(record, 7, "g" * 32, created_at=now, country=lookup(PUBLIC_IP))
+    differ = {key for key in ours if key != "id" and ours[key] != row[key]}
+    assert differ == {"source", "props"}  # props: the batch's group id, made per request
+    assert row["item_id"] == "RSA" and row["item_position"] == 3 and row["country"]
+    two = floor.checked_benefits_rows([data, data], json_type, now)
+    assert len(two) == 2 and two[0]["props"] == two[1]["props"]  # one group per batch
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ({"benefit_index": "three"}, "application/json"),
+        ({}, "text/plain"),  # the recorder refuses any other content type
+        ({"event_type": ""}, "application/json"),
+    ],
+)
+def test_what_our_recorder_refuses_it_refuses(floor, body, content_type):
+    data = legacy_body("/benefits") | body
+    env = environ() | {"CONTENT_TYPE": content_type}
+    now = dt.datetime(2026, 12, 5)
+    assert floor.checked_benefits_rows(data, env, now) is None
+    assert floor.checked_benefits_rows([legacy_body("/benefits"), data], env, now) is None

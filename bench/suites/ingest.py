@@ -5,11 +5,11 @@ is shown next to its floor: the bare insert endpoint (bench/bare_insert_app.py: 
 that parses, INSERTs and commits, nothing else) with our rollup refresher running over its rows
 as over ours, paced at 80 % of its own maximum. The bare insert is the floor of the single-event
 ratios too: a target it misses with the refresher, a commit per request and grouped, is marked
-out of reach; and, for `POST /api/events`, `/collector` and `/track` when it was measured, a
-target that the grouped one with the refresher misses while it also runs every event through the
-checks this product must make of that contract's events (validation, site and Origin, visitor
-hash, user agent, country, the collector's category: `_floor_ratio`), and that ours does not
-beat."""
+out of reach; and, for each ingest contract (`/api/events` and the legacy posts) when it was
+measured, a target that the grouped one with the refresher misses while it also runs every event
+through the checks this product must make of that contract's events (validation, site and
+Origin, visitor hash, user agent, country, the collector's category: `_floor_ratio`), and that
+ours does not beat."""
 
 from __future__ import annotations
 
@@ -168,21 +168,21 @@ def _checks_floor(case: ingest.Case | None) -> str | None:
 
 def _floor_ratio(found: dict, case: ingest.Case | None = None) -> float | None:
     """The single-event ratio to bare Flask that bounds `case`: the floor with the checks of its
-    contract when it was measured (`POST /api/events`, `/collector`, `/track`: each posts that
-    contract's body through that contract's checks); else, and for `/benefits` (met in every
-    run), the better of the two floors with our refresher.
+    contract when it was measured (`POST /api/events`, `/benefits`, `/collector`, `/track`: each
+    posts that contract's body through that contract's checks); else the better of the two
+    floors with our refresher.
 
     Those two: parse, INSERT and a synchronous commit with nothing else, in a bare WSGI app (our
     ingest path does all that and more, and skips Flask too), a commit per request or grouped,
     with the rollups refreshed as ours are (the issue puts them on the measured path when kept
     at ingest, as ours are): the most that an ingest that stores before answering, and keeps
     the rollups, reaches in this configuration, whichever way it commits. The grouped one with
-    the checks (ingest.CHECKS_FLOOR; for `/collector` and `/track`,
-    ingest.LEGACY_CHECKS_FLOORS) does, besides, what the product must do for every event it
-    stores (the issue: every event validated; unknown sites and origins refused; visitors
-    counted without storing an address; browsers, devices and countries shown), by the app's
-    own functions, with none of the rest of our path (JSON answers, the error table, the rate
-    limit, Flask's app context): the most that this product's ingest reaches."""
+    the checks (ingest.CHECKS_FLOOR; for the legacy posts, ingest.LEGACY_CHECKS_FLOORS) does,
+    besides, what the product must do for every event it stores (the issue: every event
+    validated; unknown sites and origins refused; visitors counted without storing an address;
+    browsers, devices and countries shown), by the app's own functions, with none of the rest
+    of our path (JSON answers, the error table, the rate limit, Flask's app context): the most
+    that this product's ingest reaches."""
     results = found["results"]
     flask = results.get(ingest.BASELINE)
     if not flask:
