@@ -212,9 +212,20 @@ def checked_benefits_rows(
     ]
 
 
-CHECKED_ROW = {"collector": checked_collector_row, "track": checked_track_row}.get(
-    CHECKS or "", checked_row
-)
+def checked_rows(
+    body: Any, environ: dict[str, Any], now: dt.datetime
+) -> list[dict[str, Any]] | None:
+    """The body's rows after its contract's checks (BARE_CHECKS), or None when one fails: a
+    tracker event or a list of them; a legacy contract's body (the recorder's may be a batch)."""
+    if CHECKS == "benefits":
+        return checked_benefits_rows(body, environ, now)
+    if CHECKS in LEGACY:
+        one = {"collector": checked_collector_row, "track": checked_track_row}[CHECKS]
+        found = one(body, environ, now)
+        return None if found is None else [found]
+    items = body if isinstance(body, list) else [body]
+    rows = [found for item in items if (found := checked_row(item, environ, now)) is not None]
+    return rows if len(rows) == len(items) else None
 
 
 def _connection() -> psycopg.Connection:
@@ -309,20 +320,13 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return []
     body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     if INSERT:
-        one = CHECKS in LEGACY  # a legacy contract: a body is one event (or a recorder batch)
-        events = body if isinstance(body, list) and not one else [body]
         if CHECKS:
-            now = utcnow()
-            if CHECKS == "benefits":
-                found = checked_benefits_rows(body, environ, now)
-                rows = [None] if found is None else found
-            else:
-                rows = [CHECKED_ROW(event, environ, now) for event in events]
-            if None in rows:
+            rows = checked_rows(body, environ, utcnow())
+            if rows is None:
                 start_response("400 Bad Request", [("Content-Length", "0")])
                 return []
         else:
-            rows = [row(event) for event in events]
+            rows = [row(event) for event in (body if isinstance(body, list) else [body])]
         if _GROUP is not None and len(rows) == 1:
             _GROUP.write(rows)
         elif rows:  # none: an empty recorder batch, stored as nothing (as ours)

@@ -74,7 +74,7 @@ def test_a_refused_origin_is_refused(floor):
     assert floor.checked_row(item, environ(None), now) is not None  # server to server
 
 
-# --- the legacy contracts' floors (BARE_CHECKS=collector, track) ------------------------------
+# --- the legacy contracts' floors (BARE_CHECKS=benefits, collector, track) --------------------
 
 
 def legacy_body(path: str) -> dict:
@@ -167,3 +167,21 @@ def test_what_our_recorder_refuses_it_refuses(floor, body, content_type):
     now = dt.datetime(2026, 12, 5)
     assert floor.checked_benefits_rows(data, env, now) is None
     assert floor.checked_benefits_rows([legacy_body("/benefits"), data], env, now) is None
+
+
+@pytest.mark.parametrize("contract", ["1", "benefits", "collector", "track"])
+def test_each_contract_reads_its_own_body(floor, monkeypatch, contract):
+    """`BARE_CHECKS` picks the contract: its body gives one row; another contract's, none."""
+    monkeypatch.setattr(floor, "CHECKS", contract)
+    monkeypatch.setattr(floor, "CATEGORIES", frozenset({"page interaction"}))
+    bodies = {
+        "1": single_event("pub123"),
+        "benefits": legacy_body("/benefits"),
+        "collector": legacy_body("/collector"),
+        "track": legacy_body("/track"),
+    }
+    env = environ() | {"CONTENT_TYPE": "application/json"}
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert len(floor.checked_rows(bodies[contract], env, now)) == 1
+    for other in bodies.keys() - {contract}:
+        assert floor.checked_rows(bodies[other], env, now) is None
