@@ -15,7 +15,7 @@ from analytics.ingest.legacy import benefits, collector, track
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
 from analytics.ingest.visitor import visitor_hash
-from bench.ingest import UA, cases, single_event
+from bench.ingest import BATCH_CHECKS_FLOOR, UA, cases, single_event
 
 ORIGIN = "https://bench.example"
 PUBLIC_IP = "8.8.8.8"  # one the bundled country data places
@@ -72,6 +72,19 @@ def test_a_refused_origin_is_refused(floor):
     item, now = single_event("pub123"), dt.datetime(2026, 12, 5)
     assert floor.checked_row(item, environ("https://evil.example"), now) is None
     assert floor.checked_row(item, environ(None), now) is not None  # server to server
+
+
+def test_the_batch_floor_checks_each_event_of_the_suites_batch(floor, monkeypatch):
+    """The batches' p99 floor (BATCH_CHECKS_FLOOR) posts the suite's 50-event batch: all of it
+    passes, one row per event; one bad event refuses the batch, as ours does."""
+    monkeypatch.setattr(floor, "CHECKS", "1")
+    case = next(c for c in cases("pub123", 7) if c.label == BATCH_CHECKS_FLOOR)
+    batch = json.loads(case.body.replace("SEQ", "1-1"))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = floor.checked_rows(batch, environ(), now)
+    assert len(rows) == case.per == 50
+    assert all(row["visitor_id"] and row["browser"] == "Chrome" for row in rows)
+    assert floor.checked_rows([*batch[:49], batch[0] | {"name": ""}], environ(), now) is None
 
 
 # --- the legacy contracts' floors (BARE_CHECKS=benefits, collector, track) --------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bench.ingest import (
     BASELINE,
+    BATCH_CHECKS_FLOOR,
     CHECKS_FLOOR,
     LEGACY_CHECKS_FLOORS,
     ROLLUPS_BATCH_FLOOR,
@@ -76,11 +77,30 @@ def test_the_p99_floors_keep_the_rollups_too():
     by_label = {case.label: case for case in todo}
     paced = {case.label: run(1.0) for case in todo if case.paced}
     assert by_label[ROLLUPS_BATCH_FLOOR].refresher and by_label[ROLLUPS_BATCH_FLOOR].per == 50
+    del paced[BATCH_CHECKS_FLOOR]  # below: the one with the checks, where it was paced
     found_ = {"cases": todo, "paced": {label: (r, 0.8) for label, r in paced.items()}}
     assert floor(found_, by_label["/api/events, 1 event"])[0] == ROLLUPS_FLOORS[1]
     assert floor(found_, by_label["/api/events, 50-event batch"])[0] == ROLLUPS_BATCH_FLOOR
     assert not by_label["bare insert, 1 event"].paced
     assert not by_label["bare insert, 50-event batch"].paced
+
+
+def test_the_batches_p99_floor_makes_the_checks_where_it_was_paced():
+    """A 50-event batch is 50 events validated, hashed and looked up: the paced floor that does
+    that too bounds ours; without it, the one that stores only, as before. Single events keep
+    theirs (the checks floor of single events is not paced)."""
+    todo = cases("site", 1)
+    by_label = {case.label: case for case in todo}
+    checks, plain = by_label[BATCH_CHECKS_FLOOR], by_label[ROLLUPS_BATCH_FLOOR]
+    assert checks.env == plain.env | {"BARE_CHECKS": "1"}
+    assert (checks.body, checks.per, checks.path) == (plain.body, 50, "/api/events")
+    assert checks.paced and checks.refresher and not checks.compare and measured_again(checks)
+    paced = {case.label: (run(1.0), 0.8) for case in todo if case.paced}
+    found_ = {"cases": todo, "paced": paced}
+    assert floor(found_, by_label["/api/events, 50-event batch"])[0] == BATCH_CHECKS_FLOOR
+    assert floor(found_, by_label["/api/events, 1 event"])[0] == ROLLUPS_FLOORS[1]
+    del paced[BATCH_CHECKS_FLOOR]
+    assert floor(found_, by_label["/api/events, 50-event batch"])[0] == ROLLUPS_BATCH_FLOOR
 
 
 def test_a_paced_floor_without_the_refresher_is_not_the_p99_floor():
