@@ -1,0 +1,26 @@
+"""The ingest bench paces each case's later runs by what its last run added to each request:
+the 3 s probes that calibrate the first can fall between two refresher rounds and undershoot."""
+
+from __future__ import annotations
+
+from bench.ingest import Run, next_delay
+
+
+def run(rate: float) -> Run:
+    return Run(rate=rate, total=1, bad=0, p50=0.0, p99=0.0)
+
+
+def test_a_run_that_undershot_gets_a_shorter_delay():
+    # 16 connections at 2,000 requests/s: one request every 8 ms each. With a 6 ms delay a run
+    # sent 1,600/s (10 ms each), so each request added 4 ms: the next waits 4 ms.
+    assert round(next_delay(6.0, run(1600), 16, 2000), 6) == 4.0
+
+
+def test_at_a_steady_latency_the_next_run_meets_the_pace():
+    latency = 0.003  # seconds each request adds to the delay, whatever the delay
+    delay_ms = next_delay(5.0, run(16 / (0.005 + latency)), 16, 2000)
+    assert round(16 / (delay_ms / 1000 + latency)) == 2000
+
+
+def test_a_run_slower_than_the_pace_without_delay_gets_none():
+    assert next_delay(1.0, run(1000), 16, 2000) == 0.0
