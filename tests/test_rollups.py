@@ -595,7 +595,20 @@ def _cut_while_waiting() -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
-@pytest.mark.parametrize("cut", [_sent_then_cut, _cut_while_waiting])
+def _cut_inside_commit() -> None:
+    """SIGTERM inside `commit()`: the server has committed, SQLAlchemy has not yet closed the
+    transaction (its after_commit hooks, then its bookkeeping), and refuses a rollback."""
+
+    def end(_session):
+        raise SystemExit(0)
+
+    session = db.session()
+    sa.event.listen(session, "after_commit", end, once=True)
+    session.execute(sa.text("SELECT 1"))
+    session.commit()
+
+
+@pytest.mark.parametrize("cut", [_sent_then_cut, _cut_while_waiting, _cut_inside_commit])
 def test_a_refresh_cut_short_inside_a_statement_still_ends_and_frees_the_lease(
     app, site, monkeypatch, cut
 ):
@@ -603,7 +616,8 @@ def test_a_refresh_cut_short_inside_a_statement_still_ends_and_frees_the_lease(
     while a statement is in flight: the connection then cannot even roll back ("another
     command is already in progress"). The refresh must still end with the SystemExit, not
     with an error of its clean-up (which `refresh_round` logged as a failed round, with two
-    tracebacks, at a server's stop), and free the lease on its way out; its day stays queued."""
+    tracebacks, at a server's stop), and free the lease on its way out; its day stays queued.
+    Likewise when it lands inside a commit, where SQLAlchemy refuses the rollback."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a statement in flight on a psycopg connection")
     store_events([event_row(site_id=site.id, occurred_at=DAY0, name="pageview", source="api")])

@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -198,12 +198,18 @@ def _end_transaction() -> None:
     SystemExit at once) may leave its connection waiting for a statement's answer, unable to
     roll back ("another command is already in progress"): that connection is dropped instead
     (the server rolls its transaction back), so that the lease is still freed and the
-    SystemExit, not that error, ends the refresh."""
+    SystemExit, not that error, ends the refresh. One that lands inside `commit()`, after the
+    server committed and before SQLAlchemy closed the transaction, leaves a session that
+    refuses a rollback ("in 'committed' state"; seen at a bench server's stop, 2026-12-05):
+    there is nothing left to undo, so the session is closed."""
     session = db.session()
     if _statement_in_flight(session):
         session.invalidate()
-    else:
+        return
+    try:
         session.rollback()
+    except InvalidRequestError:
+        session.close()
 
 
 def _statement_in_flight(session: Session) -> bool:
