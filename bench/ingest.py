@@ -465,8 +465,8 @@ def paced_delay(base: str, case: Case, connections: int, pace: float, probes: li
 def next_delay(delay_ms: float, run: Run, connections: int, pace: float) -> float:
     """The wrk delay (ms) for the next paced run of a case, from what its last one added to each
     request beyond its delay: a whole run's worth, refresher rounds included, where the 3 s
-    probes of `paced_delay` may fall between two rounds and undershoot (run U, 2026-12-05: the
-    single events paced at 60-65 % of their maximum, the batches at 68-79 %)."""
+    probes of `paced_delay` may fall between two rounds and undershoot (2026-12-05, a short run
+    of the suite with each paced case started from an empty queue: 64-76 % of the maximum)."""
     added = connections / max(run.rate, 1e-9) - delay_ms / 1000
     return max(connections / pace - added, 0.0) * 1000
 
