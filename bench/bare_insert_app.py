@@ -212,6 +212,9 @@ def checked_benefits_rows(
     ]
 
 
+ONE_ROW = {"collector": checked_collector_row, "track": checked_track_row}  # a body, one row
+
+
 def checked_rows(
     body: Any, environ: dict[str, Any], now: dt.datetime
 ) -> list[dict[str, Any]] | None:
@@ -219,9 +222,8 @@ def checked_rows(
     tracker event or a list of them; a legacy contract's body (the recorder's may be a batch)."""
     if CHECKS == "benefits":
         return checked_benefits_rows(body, environ, now)
-    if CHECKS in LEGACY:
-        one = {"collector": checked_collector_row, "track": checked_track_row}[CHECKS]
-        found = one(body, environ, now)
+    if CHECKS in ONE_ROW:
+        found = ONE_ROW[CHECKS](body, environ, now)
         return None if found is None else [found]
     items = body if isinstance(body, list) else [body]
     rows = [found for item in items if (found := checked_row(item, environ, now)) is not None]

@@ -11,17 +11,17 @@ latency (wrk --latency) and the ratio to its baseline: single posts against a ba
 that only parses the JSON; 50-event batches against bare psycopg `executemany` of the same rows
 (and, for comparison, the bare one-statement JSON insert the app itself uses). `/api/events` also
 runs with group commit off (INGEST_GROUP_COMMIT=0; it is on by default), and once paced at 80 % of
-its maximum rate, for the p99 there (the pacing is calibrated: `paced_delay`). The floor of that p99
-is measured the same way: the bare insert endpoint (bench/bare_insert_app.py, a bare WSGI app:
-parse, INSERT, synchronous COMMIT, 204) with our rollup refresher running over its rows as over
-ours, single events (grouped as ours) and batches (those again making the checks every stored
-event passes, BARE_CHECKS: where measured, the floor of the batches' p99), at its own maximum and
-then paced at 80 % of it; the bare Flask endpoint, single events, paced likewise. The bare
-insert is the floor of the single-event ratios too (a commit per request, and grouped as ours;
-each with the refresher and without; and grouped with the refresher while it also makes the
-checks that every event this product stores must pass, BARE_CHECKS: the floor of `/api/events`'
-single events), and the same app parsing only shows gunicorn's HTTP cost without Flask. Then it
-checks that the database holds at least every event answered 2xx, per source.
+its maximum rate, for the p99 there (the pacing is calibrated: `paced_delay`, then `next_delay`).
+The floor of that p99 is measured the same way: the bare insert endpoint (bench/bare_insert_app.py,
+a bare WSGI app: parse, INSERT, synchronous COMMIT, 204) with our rollup refresher running over its
+rows as over ours, single events (grouped as ours) and batches (those again making the checks every
+stored event passes, BARE_CHECKS: where measured, the floor of the batches' p99), at its own maximum
+and then paced at 80 % of it; the bare Flask endpoint, single events, paced likewise. The bare
+insert is the floor of the single-event ratios too (a commit per request, and grouped as ours; each
+with the refresher and without; and grouped with the refresher while it also makes the checks that
+every event this product stores must pass, BARE_CHECKS: the floor of `/api/events`' single events),
+and the same app parsing only shows gunicorn's HTTP cost without Flask. Then it checks that the
+database holds at least every event answered 2xx, per source.
 Our app runs as under `make run`, with its rollup triggers and refresher, each run from an empty
 queue; the rollup lag is sampled (bench/freshness.py) in runs of their own, single events and
 batches, so that the sampler's queries slow none of the runs compared.
@@ -565,13 +565,13 @@ def measure(
     # is calibrated by probes, each next one by the run before it (`next_delay`).
     tries: dict[str, list[Run]] = {case.label: [] for case in todo if case.paced}
     delays: dict[str, float] = {}
+    paces = {label: PACED * results[label].rate for label in tries}
     for _ in range(rounds):
         for case in todo:
             if case.paced:
-                pace = PACED * results[case.label].rate
-                tries[case.label].append(one(case, pace, delays.get(case.label)))
+                tries[case.label].append(one(case, paces[case.label], delays.get(case.label)))
     paced: dict[str, tuple[Run, float]] = {
-        label: (sorted(r, key=lambda x: x.p99)[len(r) // 2], PACED * results[label].rate)
+        label: (sorted(r, key=lambda x: x.p99)[len(r) // 2], paces[label])
         for label, r in tries.items()
     }
 
