@@ -97,6 +97,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--ingest-worker-class", default="gthread", help="ingest: gunicorn worker class"
     )
     parser.add_argument(
+        "--ingest-connections",
+        type=int,
+        default=None,
+        help="ingest: wrk connections (default: one per request thread, workers x threads)",
+    )
+    parser.add_argument(
         "--ingest-cases",
         choices=["all", "targets"],
         default="all",

@@ -1,6 +1,6 @@
 """Ingest throughput and latency of every ingest endpoint against baselines of the same run.
 
-    python bench/ingest.py [--seconds 20] [--rounds 3] [--connections 16]
+    python bench/ingest.py [--seconds 20] [--rounds 3] [--connections N]
                            [--workers 2] [--threads 16] [--worker-class gthread]
 
 Needs `wrk` (apt-get install wrk) and PostgreSQL: BENCH_DATABASE_URL (an admin URL; a database
@@ -471,18 +471,35 @@ def next_delay(delay_ms: float, run: Run, connections: int, pace: float) -> floa
     return max(connections / pace - added, 0.0) * 1000
 
 
+def load(server: Gunicorn) -> int:
+    """wrk's connections for a server: one per request thread (2 x 16 = 32 for `make run`'s).
+
+    A maximum rate is measured where the server is full. Until 2026-12-05 the suite held 16
+    connections whatever the server: half of `make run`'s 32 request threads, and each worker
+    held at most 8 requests. Bare Flask never waits, and it was as fast at 32 as at 16 (5,292,
+    5,617 and 5,364 requests/s against 5,449 and 5,591); an ingest that waits on commits left
+    the cores idle at 16 (`/collector` 50-63 us per event) and grouped fewer rows per commit:
+    `/collector` served 3,347, 3,199 and 3,173 events/s at 32 against 2,763 and 2,498 at 16,
+    its PostgreSQL CPU per event 126-133 us against 177-213 (10 s runs, interleaved, a `/tmp`
+    script driving this module's `wrk`).
+    """
+    return server.workers * server.threads
+
+
 def measure(
     seconds: int = 20,
-    connections: int = 16,
+    connections: int | None = None,
     server: Gunicorn | None = None,
     rounds: int = 3,
     everything: bool = True,
 ) -> dict[str, Any]:
     """Run every case (without `everything`, those that carry a target and their baselines);
-    return medians, baselines, paced p99s and the stored-rows check."""
+    return medians, baselines, paced p99s and the stored-rows check. `connections`: wrk's,
+    by default `load(server)`."""
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
         raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
     server = server or Gunicorn()
+    connections = connections or load(server)
     url = fresh_database(DATABASE)
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", PYTHONPATH=str(ROOT))
     # The refresher runs as under `make run` (every 10 s by default): it is on the measured path.
@@ -640,7 +657,7 @@ def missing(found: dict[str, Any]) -> dict[str, tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=None, help="default: one per thread")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--worker-class", default="gthread")

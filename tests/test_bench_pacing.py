@@ -3,7 +3,8 @@ the 3 s probes that calibrate the first can fall between two refresher rounds an
 
 from __future__ import annotations
 
-from bench.ingest import Run, next_delay
+from bench.ingest import Gunicorn, Run, load, next_delay
+from bench.serving import THREADS
 
 
 def run(rate: float) -> Run:
@@ -24,3 +25,11 @@ def test_at_a_steady_latency_the_next_run_meets_the_pace():
 
 def test_a_run_slower_than_the_pace_without_delay_gets_none():
     assert next_delay(1.0, run(1000), 16, 2000) == 0.0
+
+
+def test_the_load_fills_every_request_thread_of_the_server_under_test():
+    # `make run`'s 2 x 16 threads get 32 connections: each worker holds as many requests as it
+    # has threads, as under a busy site's reverse proxy, and its group writer sees them all.
+    assert load(Gunicorn()) == 2 * THREADS
+    assert load(Gunicorn(workers=4, threads=8)) == 32
+    assert load(Gunicorn(workers=1, threads=4)) == 4

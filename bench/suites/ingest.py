@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> list[Table]:
     try:
         found = ingest.measure(
             seconds=args.ingest_seconds,
+            connections=args.ingest_connections,
             server=server,
             rounds=args.rounds,
             everything=args.ingest_cases == "all",
