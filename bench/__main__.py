@@ -104,9 +104,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ingest-cases",
-        choices=["all", "targets"],
+        choices=["all", "targets", "legacy"],
         default="all",
-        help="ingest: every case, or only those with a target and their baselines (CI's)",
+        help="ingest: every case, only those with a target and their baselines (CI's), or "
+        "only the legacy posts, their floors and bare Flask (for more rounds of them)",
     )
     parser.add_argument(
         "--soak-seconds", type=int, default=600, help="soak: seconds at 80 %% of the maximum rate"

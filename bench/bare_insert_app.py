@@ -15,26 +15,26 @@ the two bare batch forms the suite measures (about 1.6x `executemany`: 50 statem
 firings of the rollup trigger). Configured by the environment gunicorn is started with:
 DATABASE_URL (the app's), BENCH_SITE_ID (the site the rows belong to); BARE_GROUP_COMMIT=1, with
 which the requests of a process that arrive while a write is in flight share the next one (our
-app's grouping at its barest); BARE_NO_INSERT=1, with which it only parses: what the HTTP
-handling costs in gunicorn without Flask; BARE_ROLLUPS=1, with which each worker also runs our
-rollup refresher process, as each of our app's workers does (the issue puts the rollups on the
-measured path when they are kept at ingest), and its rows carry a visitor (the event's session,
-as is: one per request, as ours get one per request from X-Forwarded-For) and a path (the URL, as
-is), so that the refresher counts visits and pages as it does ours. Its other dimensions are left
-empty: a floor may do less than ours, never more; BARE_CHECKS=1, with which each event also
-passes the checks that every event this product stores must pass, done by the app's own
-functions and nothing around them: validated against `POST /api/events`'s schema (the same time
-limits), its site matched (looked up once per worker) and the Origin checked against the site's
-list, the visitor hashed (`visitor.visitor_hash`, under a key made at start), the user agent
-parsed (cached) and the address's country looked up; its row holds what ours holds. An event
-that fails them is a 400, and nothing is recorded. What our app does beyond this floor: its JSON
-answer, the error table, the rate limit, the Flask app context, the dispatch. BARE_CHECKS=benefits,
-collector or track does the same for `POST /benefits`, `/collector` or `/track` (the path it then
-serves) with that contract's own functions: its model, its row (`record_row`, `event_from`,
-`track_row`: the collector's dedupe key, the user agent parsed) and the country looked up; the
-visitor hashed (the recorder's records name theirs); for the recorder its content type, for the
-collector its allowed hosts (the default, any) and its category (the known ones read once per
-worker). A body that fails them is a 400.
+app's grouping at its barest: one statement per group, prepared as ours); BARE_NO_INSERT=1, with
+which it only parses: what the HTTP handling costs in gunicorn without Flask; BARE_ROLLUPS=1,
+with which each worker also runs our rollup refresher process, as each of our app's workers does
+(the issue puts the rollups on the measured path when they are kept at ingest), and its rows
+carry a visitor (the event's session, as is: one per request, as ours get one per request from
+X-Forwarded-For) and a path (the URL, as is), so that the refresher counts visits and pages as
+it does ours. Its other dimensions are left empty: a floor may do less than ours, never more;
+BARE_CHECKS=1, with which each event also passes the checks that every event this product stores
+must pass, done by the app's own functions and nothing around them: validated against `POST
+/api/events`'s schema (the same time limits), its site matched (looked up once per worker) and
+the Origin checked against the site's list, the visitor hashed (`visitor.visitor_hash`, under a
+key made at start), the user agent parsed (cached) and the address's country looked up; its row
+holds what ours holds. An event that fails them is a 400, and nothing is recorded. What our app
+does beyond this floor: its JSON answer, the error table, the rate limit, the Flask app context,
+the dispatch. BARE_CHECKS=benefits, collector or track does the same for `POST /benefits`,
+`/collector` or `/track` (the path it then serves) with that contract's own functions: its
+model, its row (`record_row`, `event_from`, `track_row`: the collector's dedupe key, the user
+agent parsed) and the country looked up; the visitor hashed (the recorder's records name
+theirs); for the recorder its content type, for the collector its allowed hosts (the default,
+any) and its category (the known ones read once per worker). A body that fails them is a 400.
 """
 
 from __future__ import annotations
@@ -60,7 +60,16 @@ from analytics.ingest.schema import EventIn
 from analytics.ingest.sites import SiteRef
 from analytics.ingest.useragent import parse_agent
 from analytics.ingest.visitor import visitor_hash
-from analytics.ingest.writer import _SQL, ROWS_SQL, _postgres_params, event_row, rows_json
+from analytics.ingest.writer import (
+    _SQL,
+    PREPARED,
+    PREPARED_SQL,
+    ROWS_SQL,
+    _execute_prepared,
+    _postgres_params,
+    event_row,
+    rows_json,
+)
 from analytics.models import utcnow
 from analytics.rollups.process import HOLDER_ENV, PARENT_ENV
 from bench.database import libpq_url
@@ -265,6 +274,18 @@ class _Group:
         self.lock = threading.Lock()
         self.queue: list[_Waiter] = []
         self.busy = False
+        self.conn: psycopg.Connection | None = None  # the leader's of the moment
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """A group's one statement as ours writes it (`GroupWriter`): the JSON form, prepared
+        once on a connection of its own and run through libpq. (Until 2026-12-05 the floor sent
+        a lone row as VALUES and a group as JSON through psycopg's cursor, which cost more per
+        statement than ours: at 32 connections ours outran it on `/collector` and `/track`.)"""
+        conn = self.conn
+        if conn is None or conn.closed:
+            conn = self.conn = psycopg.connect(URL, autocommit=True)
+            conn.pgconn.prepare(PREPARED, PREPARED_SQL)
+        _execute_prepared(conn, rows)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         me = _Waiter(rows)
@@ -280,7 +301,7 @@ class _Group:
                 return
         with self.lock:
             group, self.queue = [me, *self.queue], []
-        _insert([row for waiter in group for row in waiter.rows])
+        self._insert([row for waiter in group for row in waiter.rows])
         with self.lock:
             # the next leader first, as our GroupWriter does: first in line for the GIL
             if self.queue:

@@ -471,6 +471,13 @@ def next_delay(delay_ms: float, run: Run, connections: int, pace: float) -> floa
     return max(connections / pace - added, 0.0) * 1000
 
 
+def legacy_case(case: Case) -> bool:
+    """Whether `--ingest-cases legacy` runs `case`: the legacy posts' targets (0.5x bare Flask)
+    lie within the noise of three rounds, so they get a run of their own, of more rounds."""
+    ours = case.module == "wsgi:app" and case.path in LEGACY_CHECKS_FLOORS and not case.env
+    return ours or case.label == BASELINE or case.label in LEGACY_CHECKS_FLOORS.values()
+
+
 def load(server: Gunicorn) -> int:
     """wrk's connections for a server: one per request thread (2 x 16 = 32 for `make run`'s).
 
@@ -492,10 +499,12 @@ def measure(
     server: Gunicorn | None = None,
     rounds: int = 3,
     everything: bool = True,
+    legacy: bool = False,
 ) -> dict[str, Any]:
-    """Run every case (without `everything`, those that carry a target and their baselines);
-    return medians, baselines, paced p99s and the stored-rows check. `connections`: wrk's,
-    by default `load(server)`."""
+    """Run every case (without `everything`, those that carry a target and their baselines;
+    with `legacy`, only the legacy posts, their floors and bare Flask: `LEGACY_CASES`); return
+    medians, baselines, paced p99s and the stored-rows check. `connections`: wrk's, by default
+    `load(server)`."""
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
         raise RuntimeError("the ingest benchmark needs wrk: apt-get install wrk")
     server = server or Gunicorn()
@@ -508,6 +517,8 @@ def measure(
     env["PROXY_COUNT"] = "1"  # as behind a reverse proxy: visitors differ by X-Forwarded-For
     public_id, site_id = _setup(url, env)
     todo = [case for case in cases(public_id, site_id) if everything or not case.compare]
+    if legacy:
+        todo = [case for case in todo if legacy_case(case)]
 
     def started(proc: subprocess.Popen, case: Case) -> None:
         """A server with a refresher: measure from when its refresher processes have started (a

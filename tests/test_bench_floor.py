@@ -4,6 +4,7 @@ a commit per request or grouped; not by the bare insert without it."""
 
 from __future__ import annotations
 
+from bench import ingest
 from bench.ingest import (
     BASELINE,
     BATCH_CHECKS_FLOOR,
@@ -160,3 +161,14 @@ def test_the_floor_with_the_checks_is_the_grouped_one_with_the_refresher_and_che
     assert checks.body == grouped.body and checks.per == 1
     assert checks.refresher and measured_again(checks)
     assert not checks.compare  # in CI's run too
+
+
+def test_the_legacy_run_is_the_legacy_posts_their_floors_and_bare_flask():
+    chosen = {case.label for case in ingest.cases("pub", 1) if ingest.legacy_case(case)}
+    assert chosen == {
+        ingest.BASELINE,
+        *ingest.LEGACY_CHECKS_FLOORS.values(),
+        "/benefits, 1 record",
+        "/collector, 1 event",
+        "/track, 1 event",
+    }
