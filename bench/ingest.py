@@ -502,7 +502,7 @@ def measure(
     legacy: bool = False,
 ) -> dict[str, Any]:
     """Run every case (without `everything`, those that carry a target and their baselines;
-    with `legacy`, only the legacy posts, their floors and bare Flask: `LEGACY_CASES`); return
+    with `legacy`, only the legacy posts, their floors and bare Flask: `legacy_case`); return
     medians, baselines, paced p99s and the stored-rows check. `connections`: wrk's, by default
     `load(server)`."""
     if not any((Path(p) / "wrk").exists() for p in os.environ["PATH"].split(":")):
