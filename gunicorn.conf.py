@@ -13,6 +13,9 @@ A public ingest endpoint meets slow and hostile clients. The defence in depth:
 
 import os
 
+from gunicorn import util
+from gunicorn.http import wsgi
+
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # 16 request threads: group commit makes one commit of the ingest requests a worker holds while a
@@ -69,3 +72,42 @@ def post_worker_init(worker):
 
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
+
+
+def _write_with_headers(write):
+    """gunicorn's `Response.write`, changed to send the headers and a whole body in one write.
+
+    gunicorn sends a response's headers, then its body, in two `sendall`s: two system calls,
+    two TCP segments, and two reads for the client. An ingest answer is a short JSON body with
+    its length known, so it goes out in one, as a 204 without a body always did. Measured
+    (README, Benchmarks, 2026-12-05): `/collector` served 3-6 % more events a second, with
+    about 20 us less CPU a post in the request threads and 7 us less in the load generator.
+    Anything else (a streamed or chunked body, HEAD, a body in pieces) is written as before.
+    """
+
+    def write_once(self, data):
+        if (
+            not self.headers_sent
+            and type(data) is bytes
+            and self.response_length == len(data)
+            and not self.chunked
+            and not getattr(self, "_omits_body", False)
+            and self.req.method != "HEAD"
+            and (self.status_code or 0) >= 200
+            and self.status_code not in (204, 304)
+        ):
+            lines = self.default_headers()
+            lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
+            head = ("".join(lines) + "\r\n").encode("latin-1")
+            self.headers_sent = True
+            self.sent = len(data)
+            util.write(self.sock, head + data)
+            return
+        write(self, data)
+
+    write_once.__wrapped__ = write
+    return write_once
+
+
+if not hasattr(wsgi.Response.write, "__wrapped__"):  # the file may be read twice
+    wsgi.Response.write = _write_with_headers(wsgi.Response.write)

@@ -71,6 +71,64 @@ def test_gunicorn_freezes_what_the_loaded_worker_holds():
         gc.set_threshold(*thresholds)
 
 
+class _Socket:
+    """What gunicorn's response writes, one entry per `sendall`."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+def _gunicorn_response(method: str = "POST") -> tuple[object, _Socket]:
+    from gunicorn.config import Config
+    from gunicorn.http.wsgi import Response
+
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    request = SimpleNamespace(version=(1, 1), method=method, should_close=lambda: False)
+    sock = _Socket()
+    return Response(request, sock, Config()), sock
+
+
+def test_gunicorn_sends_headers_and_a_whole_body_in_one_write():
+    """An answer with its length known goes out in one system call and one TCP segment
+    (gunicorn.conf.py); gunicorn itself writes the headers, then the body."""
+    response, sock = _gunicorn_response()
+    body = b'{"accepted":1}'
+    response.start_response("202 ACCEPTED", [("Content-Length", str(len(body)))])
+    response.write(body)
+    response.close()
+    assert len(sock.writes) == 1
+    head, _, sent = sock.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202 ACCEPTED\r\n") and b"Content-Length: 14" in head
+    assert sent == body and response.sent == len(body)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "chunks"),
+    [
+        ("POST", [("Content-Length", "6")], [b"abc", b"def"]),  # a body in pieces
+        ("POST", [], [b"streamed"]),  # no length: chunked
+        ("HEAD", [("Content-Length", "3")], [b"abc"]),  # no body at all
+    ],
+)
+def test_gunicorn_writes_any_other_body_as_before(method, headers, chunks):
+    response, sock = _gunicorn_response(method)
+    response.start_response("200 OK", headers)
+    for chunk in chunks:
+        response.write(chunk)
+    response.close()
+    assert sock.writes[0].endswith(b"\r\n\r\n"), "the headers alone first"
+    body = b"".join(sock.writes[1:])
+    if method == "HEAD":
+        assert body == b""
+    elif headers:
+        assert body == b"abcdef"
+    else:
+        assert body == b"8\r\nstreamed\r\n0\r\n\r\n"
+
+
 def test_healthz_ok(client):
     res = client.get("/healthz")
     assert res.status_code == 200 and res.json["database"] == "ok"

@@ -9,14 +9,20 @@ import logging
 
 import pytest
 from flask import Flask
+from flask.globals import _cv_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request
 
 from analytics.ingest.request import BodyTooLarge, forwarded_for, read_body
 from analytics.ingest.writer import StoreFailed
+from analytics.views.answer import Answer
+from analytics.views.compat import DIRECT_POSTS
 from analytics.views.direct import DirectIngest
+
+DIRECT_TRACK = DIRECT_POSTS["/track"]
 
 
 def direct(app: Flask) -> DirectIngest:
@@ -53,6 +59,37 @@ def test_direct_posts_skip_flask_hooks_and_sessions(app, client, site):
     # Other methods on the same paths stay with Flask: the legacy collector's 405.
     res = client.get("/collector")
     assert res.status_code == 405 and res.headers["Allow"] == "POST"
+
+
+def test_each_thread_keeps_one_context_and_no_session_past_a_post(app, client):
+    """The handlers run in the thread's own application context, set per post rather than
+    pushed and popped; what its teardown did that matters, giving back a session's connection,
+    is still done after every post, and the context before the post is current again after."""
+    from analytics.extensions import db
+
+    seen: list[tuple[object, bool]] = []
+
+    def uses_the_session(environ):
+        db.session.execute(text("SELECT 1"))  # opens the context's session
+        seen.append((_cv_app.get(), db.session.registry.has()))
+        return Answer.json(202, {"accepted": 0})
+
+    handler = direct(app)
+    before = _cv_app.get(None)
+    handler.routes["/track"] = uses_the_session
+    try:
+        for _ in range(2):
+            assert client.post("/track", data="{}").status_code == 202
+            assert _cv_app.get(None) is before
+    finally:
+        handler.routes["/track"] = DIRECT_TRACK
+    ctx = handler._context()
+    assert seen == [(ctx, True), (ctx, True)]  # one per thread, made once
+    token = _cv_app.set(ctx)
+    try:
+        assert not db.session.registry.has(), "removed after each post"
+    finally:
+        _cv_app.reset(token)
 
 
 @pytest.mark.parametrize(

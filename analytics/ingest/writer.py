@@ -387,11 +387,12 @@ class GroupWriter:
                 waiting.wake.release()
 
 
-def group_writer(app: Flask) -> GroupWriter:
+def group_writer(app: Flask, engine: Engine | None = None) -> GroupWriter:
     """This process's group writer for the app's engine (made on first use, after the fork)."""
+    engine = engine if engine is not None else db.engine
     writer = app.extensions.get("analytics.writer")
-    if writer is None or writer.engine is not db.engine:
-        writer = app.extensions["analytics.writer"] = GroupWriter(db.engine)
+    if writer is None or writer.engine is not engine:
+        writer = app.extensions["analytics.writer"] = GroupWriter(engine)
     return writer
 
 
@@ -408,15 +409,16 @@ def store_events(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None
     """
     if not rows and not errors:
         return 0
-    if not errors and db.engine.dialect.name == "postgresql":
+    engine = db.engine  # looked up once: each look-up goes through the app context
+    if not errors and engine.dialect.name == "postgresql":
         app = current_app._get_current_object()
         if app.config.get("INGEST_GROUP_COMMIT") and len(rows) <= GROUP_ROWS:
-            return group_writer(app).write(rows)
-        new = _insert_returning(db.engine, rows)
+            return group_writer(app, engine).write(rows)
+        new = _insert_returning(engine, rows)
         return sum(1 for row in rows if row["id"] in new)
     for attempt in (1, 2):
         try:
-            with db.engine.begin() as conn:
+            with engine.begin() as conn:
                 stored = insert_events(conn, rows)
                 record_errors(errors or [], conn)
             return stored
