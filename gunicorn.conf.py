@@ -80,8 +80,8 @@ def _write_with_headers(write):
     gunicorn sends a response's headers, then its body, in two `sendall`s: two system calls,
     two TCP segments, and two reads for the client. An ingest answer is a short JSON body with
     its length known, so it goes out in one, as a 204 without a body always did. Measured
-    (README, Benchmarks, 2026-12-05): `/collector` served 3-6 % more events a second, with
-    about 20 us less CPU a post in the request threads and 7 us less in the load generator.
+    (README, Benchmarks, 2026-12-05, night): the load generator's CPU fell by 2-5 us a request;
+    the request threads' did not move beyond the spread of the ingest suite's runs.
     Anything else (a streamed or chunked body, HEAD, a body in pieces) is written as before.
     """
 

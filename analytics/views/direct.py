@@ -81,11 +81,13 @@ class DirectIngest:
     def _context(self) -> AppContext:
         """This request thread's application context, made once and made current per post.
 
-        `app.app_context()` per post, pushed and popped, cost about 15 us of CPU a post with
-        its signals and teardown (in one process, against the database: README, Benchmarks);
-        setting the current context costs a tenth of a microsecond. The handlers keep nothing
-        in `g`, and their database session is removed after each post, as a teardown would.
-        A context is never shared between threads, so neither is its session's scope.
+        `app.app_context()` pushed and popped per post, with its signals and teardown
+        functions, cost 3.7 us; setting and resetting the current context costs 0.25 (in one
+        process without the database, with the writer's engine looked up once: a `/collector`
+        post 43-44 us against 50-54; README, Benchmarks, 2026-12-05, night). The handlers keep
+        nothing in `g`, and their database session is removed after each post, as the teardown
+        removed it. A context is never shared between threads, so neither is its session's
+        scope.
         """
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
