@@ -80,7 +80,7 @@ def _write_with_headers(write):
     gunicorn sends a response's headers, then its body, in two `sendall`s: two system calls,
     two TCP segments, and two reads for the client. An ingest answer is a short JSON body with
     its length known, so it goes out in one, as a 204 without a body always did. Measured
-    (README, Benchmarks, 2026-12-05, night): the load generator's CPU fell by 2-5 us a request;
+    (README, Benchmarks, 2026-12-05, night): the load generator's CPU fell by 2-6 us a request;
     the request threads' did not move beyond the spread of the ingest suite's runs.
     Anything else (a streamed or chunked body, HEAD, a body in pieces) is written as before.
     """
