@@ -16,13 +16,11 @@ from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request
 
+from analytics.extensions import db
 from analytics.ingest.request import BodyTooLarge, forwarded_for, read_body
 from analytics.ingest.writer import StoreFailed
 from analytics.views.answer import Answer
-from analytics.views.compat import DIRECT_POSTS
 from analytics.views.direct import DirectIngest
-
-DIRECT_TRACK = DIRECT_POSTS["/track"]
 
 
 def direct(app: Flask) -> DirectIngest:
@@ -61,12 +59,10 @@ def test_direct_posts_skip_flask_hooks_and_sessions(app, client, site):
     assert res.status_code == 405 and res.headers["Allow"] == "POST"
 
 
-def test_each_thread_keeps_one_context_and_no_session_past_a_post(app, client):
+def test_each_thread_keeps_one_context_and_no_session_past_a_post(app, client, monkeypatch):
     """The handlers run in the thread's own application context, set per post rather than
     pushed and popped; what its teardown did that matters, giving back a session's connection,
     is still done after every post, and the context before the post is current again after."""
-    from analytics.extensions import db
-
     seen: list[tuple[object, bool]] = []
 
     def uses_the_session(environ):
@@ -76,13 +72,10 @@ def test_each_thread_keeps_one_context_and_no_session_past_a_post(app, client):
 
     handler = direct(app)
     before = _cv_app.get(None)
-    handler.routes["/track"] = uses_the_session
-    try:
-        for _ in range(2):
-            assert client.post("/track", data="{}").status_code == 202
-            assert _cv_app.get(None) is before
-    finally:
-        handler.routes["/track"] = DIRECT_TRACK
+    monkeypatch.setitem(handler.routes, "/track", uses_the_session)
+    for _ in range(2):
+        assert client.post("/track", data="{}").status_code == 202
+        assert _cv_app.get(None) is before
     ctx = handler._context()
     assert seen == [(ctx, True), (ctx, True)]  # one per thread, made once
     token = _cv_app.set(ctx)
