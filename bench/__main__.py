@@ -104,10 +104,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ingest-cases",
-        choices=["all", "targets", "legacy"],
+        choices=["all", "targets", "legacy", "single"],
         default="all",
-        help="ingest: every case, only those with a target and their baselines (CI's), or "
-        "only the legacy posts, their floors and bare Flask (for more rounds of them)",
+        help="ingest: every case, only those with a target and their baselines (CI's), only "
+        "the legacy posts, their floors and bare Flask, or only the single events, their floor "
+        "with the checks and bare Flask (these two for more rounds of them)",
     )
     parser.add_argument(
         "--soak-seconds", type=int, default=600, help="soak: seconds at 80 %% of the maximum rate"

@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> list[Table]:
             connections=args.ingest_connections,
             server=server,
             rounds=args.rounds,
-            everything=args.ingest_cases == "all",
-            legacy=args.ingest_cases == "legacy",
+            selection=args.ingest_cases,
         )
     finally:
         drop_database(ingest.DATABASE)
@@ -216,10 +215,10 @@ def _commit_note(found: dict) -> str:
     Flask; ours against both. Nothing when the comparison cases were left out."""
     results = found["results"]
     if "/api/events, 1 event, group commit off" not in results:
-        return "The comparison cases were left out (--ingest-cases targets or legacy)."
+        return "The comparison cases were left out (--ingest-cases targets, legacy or single)."
     flask = results[ingest.BASELINE].rate
     bare = results["bare insert, 1 event"].rate
-    ours = results["/api/events, 1 event"].rate
+    ours = results[ingest.SINGLE].rate
     alone = results["/api/events, 1 event, group commit off"].rate
     grouped = results["bare insert, 1 event, group commit"].rate
     parse = results.get("bare WSGI, 1 event, parse only")
@@ -257,7 +256,7 @@ def _floor_note(found: dict) -> str:
             f"{ours.p99 / floor[1].p99:.1f}x"
         )
     if not parts:
-        return ""  # no paced run of ours (--ingest-cases legacy)
+        return ""  # no paced run of ours (--ingest-cases legacy or single)
     return (
         f"p99 floor (the bare insert, a bare WSGI app: parse the JSON, INSERT into `events` on "
         f"a plain psycopg connection, grouped as ours in one statement prepared as ours, a batch "
