@@ -487,12 +487,21 @@ def single_case(case: Case) -> bool:
     return case.label in (BASELINE, CHECKS_FLOOR, SINGLE)
 
 
-SELECTIONS = {  # --ingest-cases: which cases run (`measure`)
+SELECTIONS = {  # --ingest-cases: which cases run (`select`)
     "all": lambda case: True,
     "targets": lambda case: not case.compare,
     "legacy": legacy_case,
     "single": single_case,
 }
+
+
+def select(every: list[Case], selection: str) -> list[Case]:
+    """The cases `--ingest-cases <selection>` runs, in their order; the single events' set
+    without its paced runs."""
+    chosen = [case for case in every if SELECTIONS[selection](case)]
+    if selection == "single":
+        chosen = [replace(case, paced=False) for case in chosen]
+    return chosen
 
 
 def load(server: Gunicorn) -> int:
@@ -517,7 +526,7 @@ def measure(
     rounds: int = 3,
     selection: str = "all",
 ) -> dict[str, Any]:
-    """Run the cases of `selection` (SELECTIONS: every case; those that carry a target and their
+    """Run the cases of `selection` (`select`: every case; those that carry a target and their
     baselines; the legacy posts, their floors and bare Flask; the single events, their floor
     with the checks and bare Flask, none paced); return medians, baselines, paced p99s and the
     stored-rows check. `connections`: wrk's, by default `load(server)`."""
@@ -532,10 +541,7 @@ def measure(
         env.pop(name, None)
     env["PROXY_COUNT"] = "1"  # as behind a reverse proxy: visitors differ by X-Forwarded-For
     public_id, site_id = _setup(url, env)
-    chosen = SELECTIONS[selection]
-    todo = [case for case in cases(public_id, site_id) if chosen(case)]
-    if selection == "single":
-        todo = [replace(case, paced=False) for case in todo]
+    todo = select(cases(public_id, site_id), selection)
 
     def started(proc: subprocess.Popen, case: Case) -> None:
         """A server with a refresher: measure from when its refresher processes have started (a

@@ -175,23 +175,23 @@ def test_the_legacy_run_is_the_legacy_posts_their_floors_and_bare_flask():
 
 
 def test_the_single_run_is_the_single_events_their_floor_with_the_checks_and_bare_flask():
-    chosen = [case for case in ingest.cases("pub", 1) if ingest.SELECTIONS["single"](case)]
-    assert {case.label for case in chosen} == {
+    chosen = ingest.select(ingest.cases("pub", 1), "single")
+    assert [case.label for case in chosen] == [
         ingest.BASELINE,
         ingest.CHECKS_FLOOR,
         ingest.SINGLE,
-    }
-    ours = next(case for case in chosen if case.label == ingest.SINGLE)
+    ]
+    assert not any(case.paced for case in chosen)  # the p99 is the whole suite's
+    ours = chosen[-1]
     assert ours.module == "wsgi:app" and ours.per == 1 and not ours.env
 
 
 def test_each_selection_keeps_the_baseline_and_only_targets_leaves_the_comparisons_out():
     every = ingest.cases("pub", 1)
-    for name, chosen in ingest.SELECTIONS.items():
-        labels = {case.label for case in every if chosen(case)}
-        assert ingest.BASELINE in labels, name
-    targets = {case.label for case in every if ingest.SELECTIONS["targets"](case)}
-    assert targets == {case.label for case in every if not case.compare}
-    assert {case.label for case in every if ingest.SELECTIONS["all"](case)} == {
-        case.label for case in every
-    }
+    for name in ingest.SELECTIONS:
+        assert ingest.BASELINE in {case.label for case in ingest.select(every, name)}, name
+    assert ingest.select(every, "all") == every
+    assert ingest.select(every, "targets") == [case for case in every if not case.compare]
+    legacy = ingest.select(every, "legacy")
+    assert legacy == [case for case in every if ingest.legacy_case(case)]
+    assert any(case.paced for case in legacy)  # bare Flask's p99 floor, as before
